@@ -1,0 +1,161 @@
+"""Network namespace handles: open CNI_NETNS safely and run code inside it.
+
+The namespace is held as an fd for the whole invocation, so a path reused by
+another process mid-way cannot redirect us.  ``open_netns`` checks the fd really
+is a namespace (nsfs or the old procfs magic, as Go's ``ns.GetNS`` does) and
+refuses the plugin's own namespace: a stale ``/proc/<pid>/ns/net`` that now
+names the host namespace must never be modified (plugins#714).
+
+Entering is ``setns(2)`` on the calling thread; the plugins are single-threaded
+and ``entered`` always switches back in ``finally``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cni_plugins.spec.errors import InvalidNetNS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from ctypes import CDLL
+
+CLONE_NEWNET = 0x40000000
+_NSFS_MAGIC = 0x6E736673
+_PROC_SUPER_MAGIC = 0x9FA0
+_SELF_NETNS = "/proc/thread-self/ns/net"
+_NS_GET_NSTYPE = 0xB703  # ioctl from linux/nsfs.h
+
+
+_libc: CDLL | None = None
+
+
+def _libc_call(name: str, *args: object) -> None:
+    """Call a libc function that returns -1/errno on failure (os lacks fstatfs,
+    and setns before Python 3.12)."""
+    global _libc
+    import ctypes
+
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(_libc, name)(*args) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{name}: {os.strerror(err)}")
+
+
+def _setns(fd: int) -> None:
+    setns = getattr(os, "setns", None)  # Python >= 3.12
+    if setns is not None:
+        setns(fd, CLONE_NEWNET)
+    else:
+        _libc_call("setns", fd, CLONE_NEWNET)
+
+
+def _fs_magic(fd: int) -> int:
+    """f_type of the filesystem holding ``fd``."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(120)  # struct statfs: 120 bytes on 64-bit Linux
+    _libc_call("fstatfs", fd, buf)
+    return int.from_bytes(buf.raw[:8], "little")
+
+
+class NetNS:
+    """An open network namespace; closes its fd on ``close`` / context exit."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def __enter__(self) -> NetNS:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def entered(self) -> _Entered:
+        """Context manager: the calling thread runs inside this namespace."""
+        return _Entered(self.fd)
+
+
+class _Entered:
+    __slots__ = ("_ns_fd", "_orig")
+
+    def __init__(self, ns_fd: int) -> None:
+        self._ns_fd = ns_fd
+        self._orig = -1
+
+    def __enter__(self) -> None:
+        self._orig = os.open(_SELF_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(self._ns_fd)
+        except BaseException:
+            os.close(self._orig)
+            raise
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            _setns(self._orig)
+        finally:
+            os.close(self._orig)
+
+
+def open_netns(path: str, *, allow_own: bool = False) -> NetNS:
+    """Open ``path`` as a network namespace other than our own.
+
+    Raises ``InvalidNetNS`` (code 8) for a missing path, something that is not a
+    namespace, or the plugin's own namespace.  DEL callers treat a missing path
+    as "already gone" by catching ``NetNSNotFound``.  ``allow_own`` is the
+    ``CNI_NETNS_OVERRIDE`` escape hatch of Go's skel.
+    """
+    if not path:
+        raise InvalidNetNS("CNI_NETNS is empty")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise NetNSNotFound(f"network namespace {path!r} does not exist") from exc
+    except OSError as exc:
+        raise InvalidNetNS(f"failed to open network namespace {path!r}: {exc.strerror}") from exc
+    try:
+        _check_is_other_netns(fd, path, allow_own)
+    except BaseException:
+        os.close(fd)
+        raise
+    return NetNS(path, fd)
+
+
+class NetNSNotFound(InvalidNetNS):
+    """CNI_NETNS names nothing (any more): DEL treats this as success."""
+
+
+def _check_is_other_netns(fd: int, path: str, allow_own: bool) -> None:
+    magic = _fs_magic(fd)
+    if magic not in (_NSFS_MAGIC, _PROC_SUPER_MAGIC):
+        raise InvalidNetNS(f"{path!r} is not a network namespace (filesystem magic {magic:#x})")
+    import fcntl
+
+    try:
+        kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
+    except OSError as exc:
+        raise InvalidNetNS(f"{path!r} is not a namespace: {exc.strerror}") from exc
+    if kind != CLONE_NEWNET:
+        raise InvalidNetNS(f"{path!r} is a namespace, but not a network namespace")
+    st = os.fstat(fd)
+    own = os.stat(_SELF_NETNS)
+    if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino) and not allow_own:
+        raise InvalidNetNS(
+                f"{path!r} is the plugin's own network namespace; refusing to modify it"
+                " (set CNI_NETNS_OVERRIDE=1 to allow)"
+            )
