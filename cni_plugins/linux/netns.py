@@ -18,8 +18,8 @@ from cni_plugins.spec.errors import InvalidNetNS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import TracebackType
     from ctypes import CDLL
+    from types import TracebackType
 
 CLONE_NEWNET = 0x40000000
 _NSFS_MAGIC = 0x6E736673
@@ -156,6 +156,6 @@ def _check_is_other_netns(fd: int, path: str, allow_own: bool) -> None:
     own = os.stat(_SELF_NETNS)
     if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino) and not allow_own:
         raise InvalidNetNS(
-                f"{path!r} is the plugin's own network namespace; refusing to modify it"
-                " (set CNI_NETNS_OVERRIDE=1 to allow)"
-            )
+            f"{path!r} is the plugin's own network namespace; refusing to modify it"
+            " (set CNI_NETNS_OVERRIDE=1 to allow)"
+        )

@@ -1,0 +1,156 @@
+"""Delegation (SPEC.md section 4): find a plugin in CNI_PATH and exec it.
+
+The delegate gets the caller's environment with only ``CNI_COMMAND`` changed and
+the caller's whole config on stdin; its stderr is ours; its error JSON is
+re-raised with its own code, unwrapped.  Stdin is handed over as a memfd, so a
+delegate that never reads it cannot deadlock us, and no shell is involved.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+import time
+
+from cni_plugins.spec.convert import result_from_wire
+from cni_plugins.spec.errors import CNIError, InternalError, InvalidConfig, InvalidEnvironment
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from cni_plugins.spec.args import CmdArgs
+    from cni_plugins.spec.types import Result
+
+# Go's libcni retries "text file busy" 5 times; an install-cni.sh that renames
+# binaries into place never causes it, a `cp` over a running binary does.
+_ETXTBSY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def find_plugin(plugin_type: str, paths: tuple[str, ...]) -> str:
+    """First regular, executable file named ``plugin_type`` in ``paths``."""
+    if not plugin_type or "/" in plugin_type or plugin_type in (".", ".."):
+        raise InvalidConfig(f"invalid plugin type {plugin_type!r}: must be a plain file name")
+    for directory in paths:
+        candidate = os.path.join(directory, plugin_type)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if (st.st_mode & 0o170000) == 0o100000 and os.access(candidate, os.X_OK):
+            return candidate
+    raise InvalidEnvironment(
+        f'failed to find plugin "{plugin_type}" in path [{" ".join(paths)}]',
+        "CNI_PATH must name the directories holding the CNI plugin binaries",
+    )
+
+
+def clean_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a program we exec, without a frozen bundle's leftovers.
+
+    A PyInstaller onefile binary points LD_LIBRARY_PATH at its unpack directory
+    and sets ``_PYI_*``; a child inheriting them loads the wrong libraries or
+    mistakes itself for part of our bundle.
+    """
+    env = {k: v for k, v in environ.items() if not k.startswith(("_PYI_", "_MEI"))}
+    if getattr(sys, "frozen", False):
+        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
+        if original is None:
+            env.pop("LD_LIBRARY_PATH", None)
+        else:
+            env["LD_LIBRARY_PATH"] = original
+        # Documented switch for a frozen child to start as its own instance.
+        env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
+    return env
+
+
+def exec_plugin(path: str, stdin: bytes, environ: Mapping[str, str]) -> tuple[int, bytes]:
+    """Run ``path`` with ``stdin`` and ``environ``; returns (exit status, stdout)."""
+    stdin_fd = os.memfd_create("cni-stdin", os.MFD_CLOEXEC)
+    out_r, out_w = os.pipe()
+    try:
+        os.write(stdin_fd, stdin)
+        os.lseek(stdin_fd, 0, os.SEEK_SET)
+        actions = [(os.POSIX_SPAWN_DUP2, stdin_fd, 0), (os.POSIX_SPAWN_DUP2, out_w, 1)]
+        env = clean_environ(environ)
+        for delay in (*_ETXTBSY_DELAYS, None):
+            try:
+                pid = os.posix_spawn(path, [path], env, file_actions=actions)
+                break
+            except OSError as exc:
+                if exc.errno != errno.ETXTBSY or delay is None:
+                    raise InternalError(f"failed to exec plugin {path}: {exc.strerror}") from exc
+                time.sleep(delay)
+        os.close(out_w)
+        out_w = -1
+        chunks = []
+        while chunk := os.read(out_r, 65536):
+            chunks.append(chunk)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(stdin_fd)
+        os.close(out_r)
+        if out_w >= 0:
+            os.close(out_w)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks)
+
+
+def delegate(command: str, plugin_type: str, stdin: bytes, args: CmdArgs) -> Result | None:
+    """Exec ``plugin_type`` for ``command`` with the caller's environment.
+
+    Returns the parsed result for ADD (in the canonical model), else None.
+    """
+    path = find_plugin(plugin_type, args.path)
+    env = dict(args.environ)
+    env["CNI_COMMAND"] = command
+    status, out = exec_plugin(path, stdin, env)
+    if status != 0:
+        raise _delegate_error(plugin_type, command, status, out)
+    if command != "ADD":
+        return None
+    try:
+        raw = json.loads(out)
+    except ValueError as exc:
+        raise InternalError(
+            f'plugin "{plugin_type}" printed an invalid result for ADD', str(exc)
+        ) from None
+    return result_from_wire(raw, args.cni_version, f'result of plugin "{plugin_type}"')
+
+
+def _delegate_error(plugin_type: str, command: str, status: int, out: bytes) -> CNIError:
+    try:
+        obj = json.loads(out)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict) and isinstance(obj.get("code"), int) and "msg" in obj:
+        return CNIError(str(obj["msg"]), str(obj.get("details", "")), code=obj["code"])
+    text = out.decode(errors="replace").strip()
+    return InternalError(
+        f'plugin "{plugin_type}" failed ({command}, exit status {status})'
+        + ("" if text else " with no error message"),
+        text,
+    )
+
+
+def delegate_add(plugin_type: str, stdin: bytes, args: CmdArgs) -> Result:
+    result = delegate("ADD", plugin_type, stdin, args)
+    assert result is not None
+    return result
+
+
+def delegate_del(plugin_type: str, stdin: bytes, args: CmdArgs) -> None:
+    delegate("DEL", plugin_type, stdin, args)
+
+
+def delegate_check(plugin_type: str, stdin: bytes, args: CmdArgs) -> None:
+    delegate("CHECK", plugin_type, stdin, args)
+
+
+def delegate_status(plugin_type: str, stdin: bytes, args: CmdArgs) -> None:
+    delegate("STATUS", plugin_type, stdin, args)
+
+
+def delegate_gc(plugin_type: str, stdin: bytes, args: CmdArgs) -> None:
+    delegate("GC", plugin_type, stdin, args)
