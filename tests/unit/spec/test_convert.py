@@ -12,8 +12,7 @@ from cni_plugins.spec.convert import result_from_wire, result_to_wire
 from cni_plugins.spec.errors import IncompatibleVersion, InvalidConfig
 from cni_plugins.spec.types import Interface, IPConfig, Result
 from cni_plugins.spec.version import SUPPORTED_VERSIONS, shape
-
-from ._sample import sample_result
+from tests.unit.spec._sample import sample_result
 
 GOLDEN = Path(__file__).parent / "golden"
 
