@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ctypes import CDLL
     from types import TracebackType
 
+    from cni_plugins.spec.args import CmdArgs
+
 CLONE_NEWNET = 0x40000000
 _NSFS_MAGIC = 0x6E736673
 _PROC_SUPER_MAGIC = 0x9FA0
@@ -134,6 +136,12 @@ def open_netns(path: str, *, allow_own: bool = False) -> NetNS:
         os.close(fd)
         raise
     return NetNS(path, fd)
+
+
+def open_netns_of(args: CmdArgs) -> NetNS:
+    """``CNI_NETNS`` of this invocation, honouring Go skel's ``CNI_NETNS_OVERRIDE``."""
+    override = args.environ.get("CNI_NETNS_OVERRIDE", "").lower() in ("1", "true")
+    return open_netns(args.netns, allow_own=override)
 
 
 class NetNSNotFound(InvalidNetNS):
