@@ -1,0 +1,29 @@
+#!/bin/sh
+# Install what building and testing need on a Debian 12 machine (run as root):
+# kernel tools for namespaces and firewalls, Debian's Go CNI plugins (the
+# reference the tests compare against), and a venv with the locked Python tools.
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="iproute2 iptables nftables conntrack containernetworking-plugins busybox-static dash shellcheck python3-venv"
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing Debian packages:$missing"
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $($PYTHON --version)"
+    "$PYTHON" -m venv .venv
+fi
+if ! cmp -s requirements-dev.txt .venv/.installed-requirements 2>/dev/null; then
+    echo "setup: installing locked Python tools"
+    .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+    cp requirements-dev.txt .venv/.installed-requirements
+fi
