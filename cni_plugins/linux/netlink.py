@@ -1,57 +1,49 @@
-"""A small rtnetlink client on stdlib sockets: links, addresses, routes.
+"""A small rtnetlink client on stdlib sockets: links, veth/bridge, addresses, routes.
 
 Why it exists: every plugin exec pays its imports, and pyroute2 alone costs
-150-250 ms (DESIGN.md section 4).  This module needs ``_socket``, ``struct``,
-``os`` and ``ipaddress``.  It uses ``_socket`` rather than ``socket`` on purpose:
-the public module drags in ``enum``, ``selectors`` and friends (~4-10 ms) for
-nothing we use.
+150-250 ms (DESIGN.md section 4).  This layer needs ``_socket``, ``struct``,
+``os`` and ``ipaddress`` and does one round trip per operation.
 
-One ``RouteSocket`` per namespace: a netlink socket stays bound to the network
-namespace it was created in, so ``RouteSocket(ns)`` enters ``ns`` only for the
-``socket()`` call and every later request acts inside ``ns``, with the calling
-thread back home.
+    with RouteSocket(pod_ns) as pod:           # requests act inside pod_ns
+        pod.set_up("lo")
+    with RouteSocket() as host:                # the calling thread's namespace
+        host.create_veth("veth1a2b3c4d", "eth0", peer_netns_fd=pod_ns.fd, mtu=1450)
 
-Errors are ``NetlinkError`` (an ``OSError`` with the kernel's errno and, when the
-kernel gives one, its extended-ack text).  Callers tolerate races by class:
+Modules: ``nlmsg`` (wire format), ``nltypes`` (Link / Address / Route records),
+``nlsock`` (socket, requests, errors), this one (operations).  Errors and records
+are re-exported here, so callers import only ``netlink``.
 
-    NetlinkError(OSError)
-    +-- NetlinkExistsError      EEXIST            (create raced or name taken)
-    +-- NetlinkNotFoundError    ENODEV, ENOENT, ESRCH, EADDRNOTAVAIL
-
-``map_netlink_errors`` turns them into CNI errors at a plugin's boundary.
-
-Links are named by ``LinkRef``: an ``int`` ifindex or a ``str`` name.  Most
+Links are named by ``LinkRef``: an ``int`` ifindex or a ``str`` name.  Link
 requests take the name directly (the kernel resolves IFLA_IFNAME when the index
-is 0), which saves a round trip.
+is 0), which saves a round trip; address and bridge-port requests need the index
+and look a name up first, so pass the index when you have it.
+
+Create operations return nothing: read the link back with ``link()`` when its
+index or kernel-chosen MAC is needed.
 """
 
 from __future__ import annotations
 
-import _socket
-import errno as _errno
-import os
-from ipaddress import (
-    IPv4Address,
-    IPv4Interface,
-    IPv4Network,
-    IPv6Address,
-    IPv6Interface,
-    IPv6Network,
-)
-
 from cni_plugins.linux import nlmsg as m
+from cni_plugins.linux.nlsock import (
+    NetlinkError,
+    NetlinkExistsError,
+    NetlinkNotFoundError,
+    NetlinkSocket,
+    map_netlink_errors,
+)
+from cni_plugins.linux.nltypes import (
+    Address,
+    Link,
+    Route,
+    parse_address,
+    parse_link,
+    parse_route,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-    from types import TracebackType
-
-    from cni_plugins.linux.netns import NetNS
-
-    LinkRef = int | str
-    IPAddress = IPv4Address | IPv6Address
-    IPInterface = IPv4Interface | IPv6Interface
-    IPNetwork = IPv4Network | IPv6Network
+    from cni_plugins.linux.nltypes import IPAddress, IPInterface, IPNetwork, LinkRef
 
 __all__ = [
     "Address",
@@ -64,404 +56,26 @@ __all__ = [
     "map_netlink_errors",
 ]
 
-_RECV_BUF = 1 << 18  # larger than any single rtnetlink reply we can get
-_DUMP_RETRIES = 5
+_CREATE = m.NLM_F_CREATE | m.NLM_F_EXCL
+_SKIP_STATS = m.attr_u32(m.IFLA_EXT_MASK, m.RTEXT_FILTER_SKIP_STATS)
 
 
-# --- errors -----------------------------------------------------------------------------------
+class RouteSocket(NetlinkSocket):
+    """rtnetlink operations in the namespace the socket was opened in.
 
-
-class NetlinkError(OSError):
-    """The kernel refused a request: ``errno`` is the reason, ``strerror`` names the request."""
-
-
-class NetlinkExistsError(NetlinkError):
-    """EEXIST: the link/address/route is already there (e.g. a create raced another)."""
-
-
-class NetlinkNotFoundError(NetlinkError):
-    """The object named in the request does not exist (ENODEV/ENOENT/ESRCH/EADDRNOTAVAIL)."""
-
-
-_NOT_FOUND = frozenset((_errno.ENODEV, _errno.ENOENT, _errno.ESRCH, _errno.EADDRNOTAVAIL))
-
-
-def _error(code: int, what: str, ext: str) -> NetlinkError:
-    text = f"{what}: {os.strerror(code)}"
-    if ext:
-        text += f" ({ext})"
-    if code == _errno.EEXIST:
-        return NetlinkExistsError(code, text)
-    if code in _NOT_FOUND:
-        return NetlinkNotFoundError(code, text)
-    return NetlinkError(code, text)
-
-
-def map_netlink_errors(what: str) -> AbstractContextManager[None]:
-    """Context manager: a ``NetlinkError`` inside becomes a CNI ``InternalError``
-    (code 999, as the Go plugins report kernel failures) whose message starts with
-    ``what``; the original stays as ``__cause__``."""
-    return _MapErrors(what)
-
-
-class _MapErrors:
-    __slots__ = ("_what",)
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if isinstance(ev, NetlinkError):
-            from cni_plugins.spec.errors import InternalError
-
-            raise InternalError(f"{self._what}: {ev.strerror}") from ev
-
-
-# --- records ----------------------------------------------------------------------------------
-
-
-class Link:
-    """One network interface as RTM_NEWLINK describes it.
-
-    ``master`` and ``link`` are ifindexes, 0 for none; ``link`` is the veth peer (or
-    a vlan's parent), in the namespace ``link_netnsid`` names when that is set.
-    ``mac`` is ``""`` for links without a hardware address.
+    ``RouteSocket()`` uses the calling thread's namespace, ``RouteSocket(ns)`` the
+    namespace of an open ``NetNS``.  Use it as a context manager.  Every method
+    raises ``NetlinkError`` (``NetlinkExistsError`` / ``NetlinkNotFoundError`` for
+    EEXIST / a missing object) with a message naming the operation.
     """
 
-    __slots__ = (
-        "flags",
-        "index",
-        "kind",
-        "link",
-        "link_netnsid",
-        "mac",
-        "master",
-        "mtu",
-        "name",
-        "operstate",
-        "slave_kind",
-    )
-
-    def __init__(
-        self,
-        index: int,
-        name: str,
-        *,
-        flags: int = 0,
-        mtu: int = 0,
-        mac: str = "",
-        kind: str | None = None,
-        slave_kind: str | None = None,
-        master: int = 0,
-        operstate: int = 0,
-        link: int = 0,
-        link_netnsid: int | None = None,
-    ) -> None:
-        self.index = index
-        self.name = name
-        self.flags = flags
-        self.mtu = mtu
-        self.mac = mac
-        self.kind = kind
-        self.slave_kind = slave_kind
-        self.master = master
-        self.operstate = operstate
-        self.link = link
-        self.link_netnsid = link_netnsid
-
-    @property
-    def is_up(self) -> bool:
-        """Administratively up (IFF_UP)."""
-        return bool(self.flags & m.IFF_UP)
-
-    @property
-    def promisc(self) -> bool:
-        return bool(self.flags & m.IFF_PROMISC)
-
-    @property
-    def oper_up(self) -> bool:
-        """Operationally up: what the bridge plugin waits for on its host veth."""
-        return self.operstate == m.IF_OPER_UP
-
-    @property
-    def operstate_name(self) -> str:
-        """``"up"``, ``"down"``, ``"lowerlayerdown"``... as ``ip link`` prints it (lower case)."""
-        if 0 <= self.operstate < len(m.OPERSTATES):
-            return m.OPERSTATES[self.operstate]
-        return str(self.operstate)
-
-    def __repr__(self) -> str:
-        return (
-            f"Link({self.index}, {self.name!r}, kind={self.kind!r}, mtu={self.mtu},"
-            f" mac={self.mac!r}, up={self.is_up}, oper={self.operstate_name},"
-            f" master={self.master})"
-        )
-
-
-class Address:
-    """An IP address on a link: ``interface`` carries address and prefix length."""
-
-    __slots__ = ("flags", "index", "interface", "label", "scope")
-
-    def __init__(
-        self, index: int, interface: IPInterface, *, scope: int = 0, flags: int = 0, label: str = ""
-    ) -> None:
-        self.index = index
-        self.interface = interface
-        self.scope = scope
-        self.flags = flags
-        self.label = label
-
-    @property
-    def family(self) -> int:
-        return m.AF_INET if self.interface.version == 4 else m.AF_INET6
-
-    def __repr__(self) -> str:
-        return f"Address({self.index}, {str(self.interface)!r}, scope={self.scope})"
-
-
-class Route:
-    """A route.  ``dst`` is ``0.0.0.0/0`` / ``::/0`` for a default route; ``oif`` is
-    0 when the route has no output interface; ``priority`` is the metric."""
-
-    __slots__ = (
-        "advmss",
-        "dst",
-        "flags",
-        "gateway",
-        "mtu",
-        "oif",
-        "prefsrc",
-        "priority",
-        "protocol",
-        "scope",
-        "table",
-        "type",
-    )
-
-    def __init__(
-        self,
-        dst: IPNetwork,
-        *,
-        gateway: IPAddress | None = None,
-        oif: int = 0,
-        table: int = m.RT_TABLE_MAIN,
-        priority: int | None = None,
-        scope: int = m.RT_SCOPE_UNIVERSE,
-        protocol: int = 0,
-        type: int = m.RTN_UNICAST,
-        flags: int = 0,
-        prefsrc: IPAddress | None = None,
-        mtu: int | None = None,
-        advmss: int | None = None,
-    ) -> None:
-        self.dst = dst
-        self.gateway = gateway
-        self.oif = oif
-        self.table = table
-        self.priority = priority
-        self.scope = scope
-        self.protocol = protocol
-        self.type = type
-        self.flags = flags
-        self.prefsrc = prefsrc
-        self.mtu = mtu
-        self.advmss = advmss
-
-    def __repr__(self) -> str:
-        return (
-            f"Route({str(self.dst)!r}, gateway={self.gateway and str(self.gateway)!r},"
-            f" oif={self.oif}, table={self.table}, priority={self.priority}, scope={self.scope})"
-        )
-
-
-def _ip(family: int, data: bytes) -> IPAddress:
-    return IPv4Address(data) if family == m.AF_INET else IPv6Address(data)
-
-
-def parse_link(body: bytes) -> Link:
-    """A Link from an RTM_NEWLINK body (``ifinfomsg`` + attributes)."""
-    _family, _type, index, flags, _change = m.IFINFOMSG.unpack_from(body)
-    a = m.parse_attrs(body, m.IFINFOMSG.size)
-    kind = slave_kind = None
-    info = a.get(m.IFLA_LINKINFO)
-    if info is not None:
-        ia = m.parse_attrs(info)
-        if m.IFLA_INFO_KIND in ia:
-            kind = m.get_str(ia[m.IFLA_INFO_KIND])
-        if m.IFLA_INFO_SLAVE_KIND in ia:
-            slave_kind = m.get_str(ia[m.IFLA_INFO_SLAVE_KIND])
-    netnsid = a.get(m.IFLA_LINK_NETNSID)
-    return Link(
-        index,
-        m.get_str(a.get(m.IFLA_IFNAME, b"")),
-        flags=flags,
-        mtu=m.get_u32(a[m.IFLA_MTU]) if m.IFLA_MTU in a else 0,
-        mac=m.format_mac(a.get(m.IFLA_ADDRESS, b"")),
-        kind=kind,
-        slave_kind=slave_kind,
-        master=m.get_u32(a[m.IFLA_MASTER]) if m.IFLA_MASTER in a else 0,
-        operstate=m.get_u8(a[m.IFLA_OPERSTATE]) if m.IFLA_OPERSTATE in a else 0,
-        link=m.get_u32(a[m.IFLA_LINK]) if m.IFLA_LINK in a else 0,
-        link_netnsid=m.get_i32(netnsid) if netnsid is not None else None,
-    )
-
-
-def parse_address(body: bytes) -> Address:
-    """An Address from an RTM_NEWADDR body.  For IPv4, IFA_LOCAL is the address and
-    IFA_ADDRESS the peer; IPv6 only sends IFA_ADDRESS."""
-    family, prefixlen, flags, scope, index = m.IFADDRMSG.unpack_from(body)
-    a = m.parse_attrs(body, m.IFADDRMSG.size)
-    raw = a.get(m.IFA_LOCAL) or a[m.IFA_ADDRESS]
-    iface: IPInterface
-    if family == m.AF_INET:
-        iface = IPv4Interface((raw, prefixlen))
-    else:
-        iface = IPv6Interface((raw, prefixlen))
-    if m.IFA_FLAGS in a:  # the 8-bit ifa_flags cannot hold e.g. NOPREFIXROUTE
-        flags = m.get_u32(a[m.IFA_FLAGS])
-    return Address(index, iface, scope=scope, flags=flags, label=m.get_str(a.get(m.IFA_LABEL, b"")))
-
-
-def parse_route(body: bytes) -> Route:
-    """A Route from an RTM_NEWROUTE body (``rtmsg`` + attributes)."""
-    family, dst_len, _src_len, _tos, table, proto, scope, rtype, flags = m.RTMSG.unpack_from(body)
-    a = m.parse_attrs(body, m.RTMSG.size)
-    size = 4 if family == m.AF_INET else 16
-    dst = _ip(family, a.get(m.RTA_DST, b"\0" * size))
-    if m.RTA_TABLE in a:  # rtm_table is only 8 bits
-        table = m.get_u32(a[m.RTA_TABLE])
-    mtu = advmss = None
-    if m.RTA_METRICS in a:
-        metrics = m.parse_attrs(a[m.RTA_METRICS])
-        if m.RTAX_MTU in metrics:
-            mtu = m.get_u32(metrics[m.RTAX_MTU])
-        if m.RTAX_ADVMSS in metrics:
-            advmss = m.get_u32(metrics[m.RTAX_ADVMSS])
-    return Route(
-        _net(family, dst.packed, dst_len),
-        gateway=_ip(family, a[m.RTA_GATEWAY]) if m.RTA_GATEWAY in a else None,
-        oif=m.get_u32(a[m.RTA_OIF]) if m.RTA_OIF in a else 0,
-        table=table,
-        priority=m.get_u32(a[m.RTA_PRIORITY]) if m.RTA_PRIORITY in a else None,
-        scope=scope,
-        protocol=proto,
-        type=rtype,
-        flags=flags,
-        prefsrc=_ip(family, a[m.RTA_PREFSRC]) if m.RTA_PREFSRC in a else None,
-        mtu=mtu,
-        advmss=advmss,
-    )
-
-
-def _net(family: int, packed: bytes, plen: int) -> IPNetwork:
-    return IPv4Network((packed, plen)) if family == m.AF_INET else IPv6Network((packed, plen))
-
-
-# --- the socket -------------------------------------------------------------------------------
-
-
-class RouteSocket:
-    """A NETLINK_ROUTE socket; requests act in the namespace it was opened in.
-
-    ``RouteSocket()`` works in the calling thread's namespace, ``RouteSocket(ns)`` in
-    ``ns`` (entered only while the socket is created).  Use it as a context manager
-    or call ``close``.  Not thread-safe; one per namespace per invocation.
-    """
-
-    __slots__ = ("_buf", "_seq", "_sock")
-
-    def __init__(self, netns: NetNS | None = None) -> None:
-        if netns is None:
-            self._sock = _open_socket()
-        else:
-            with netns.entered():
-                self._sock = _open_socket()
-        self._seq = 0
-        self._buf = bytearray(_RECV_BUF)
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __enter__(self) -> RouteSocket:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    # -- transport ------------------------------------------------------------------------------
-
-    def _send(self, kind: int, flags: int, payload: bytes) -> int:
-        self._seq += 1
-        self._sock.send(m.pack_msg(kind, flags, self._seq, payload))
-        return self._seq
-
-    def _recv(self) -> bytes:
-        n = self._sock.recv_into(self._buf)
-        return bytes(self._buf[:n])
-
-    def request(self, kind: int, payload: bytes, *, flags: int = 0, what: str = "") -> list[bytes]:
-        """Send one request with NLM_F_ACK and wait for the kernel's verdict.
-
-        Returns the bodies of any replies that came before the ACK (a GET answers
-        with one message).  Raises ``NetlinkError`` (``what`` names the request in
-        the message) when the kernel refuses.
-        """
-        seq = self._send(kind, flags | m.NLM_F_REQUEST | m.NLM_F_ACK, payload)
-        out: list[bytes] = []
-        while True:
-            for rkind, rflags, rseq, body in m.iter_msgs(self._recv()):
-                if rseq != seq:
-                    continue  # a leftover from an earlier, abandoned request
-                if rkind == m.NLMSG_ERROR:
-                    code, ext = m.parse_error(rflags, body)
-                    if code:
-                        raise _error(code, what or f"netlink request {kind}", ext)
-                    return out
-                out.append(body)
-
-    def dump(self, kind: int, payload: bytes, *, what: str = "") -> list[bytes]:
-        """An NLM_F_DUMP request: the bodies of every reply up to NLMSG_DONE.
-
-        A dump that the kernel marks interrupted (NLM_F_DUMP_INTR: the table changed
-        while being walked) is restarted, as iproute2 does.
-        """
-        for _ in range(_DUMP_RETRIES):
-            seq = self._send(kind, m.NLM_F_REQUEST | m.NLM_F_DUMP, payload)
-            out: list[bytes] = []
-            interrupted = done = False
-            while not done:
-                for rkind, rflags, rseq, body in m.iter_msgs(self._recv()):
-                    if rseq != seq:
-                        continue
-                    interrupted |= bool(rflags & m.NLM_F_DUMP_INTR)
-                    if rkind in (m.NLMSG_DONE, m.NLMSG_ERROR):
-                        code, ext = m.parse_error(rflags, body) if len(body) >= 4 else (0, "")
-                        if code:
-                            raise _error(code, what or f"netlink dump {kind}", ext)
-                        done = True
-                        break
-                    out.append(body)
-            if not interrupted:
-                return out
-        raise NetlinkError(_errno.EINTR, f"{what or 'netlink dump'}: kept being interrupted")
+    __slots__ = ()
 
     # -- links ----------------------------------------------------------------------------------
 
     def link(self, ref: LinkRef) -> Link:
         """The link named ``ref``; ``NetlinkNotFoundError`` (ENODEV) when absent."""
-        payload = _ifinfo(ref) + m.attr_u32(m.IFLA_EXT_MASK, m.RTEXT_FILTER_SKIP_STATS)
-        replies = self.request(m.RTM_GETLINK, payload, what=f"get link {ref!r}")
+        replies = self.request(m.RTM_GETLINK, _ifinfo(ref) + _SKIP_STATS, what=f"get link {ref!r}")
         return parse_link(replies[0])
 
     def find_link(self, ref: LinkRef) -> Link | None:
@@ -473,15 +87,8 @@ class RouteSocket:
 
     def links(self) -> list[Link]:
         """Every link in the namespace."""
-        payload = m.IFINFOMSG.pack(m.AF_UNSPEC, 0, 0, 0, 0) + m.attr_u32(
-            m.IFLA_EXT_MASK, m.RTEXT_FILTER_SKIP_STATS
-        )
+        payload = m.IFINFOMSG.pack(m.AF_UNSPEC, 0, 0, 0, 0) + _SKIP_STATS
         return [parse_link(b) for b in self.dump(m.RTM_GETLINK, payload, what="list links")]
-
-    def _setlink(
-        self, ref: LinkRef, attrs: bytes, what: str, *, flags: int = 0, change: int = 0
-    ) -> None:
-        self.request(m.RTM_SETLINK, _ifinfo(ref, flags=flags, change=change) + attrs, what=what)
 
     def set_up(self, ref: LinkRef) -> None:
         """Bring the link administratively up (``ip link set up``)."""
@@ -491,12 +98,10 @@ class RouteSocket:
         self._setlink(ref, b"", f"set link {ref!r} down", flags=0, change=m.IFF_UP)
 
     def set_promisc(self, ref: LinkRef, on: bool) -> None:
+        state = "on" if on else "off"
+        flags = m.IFF_PROMISC if on else 0
         self._setlink(
-            ref,
-            b"",
-            f"set link {ref!r} promisc {'on' if on else 'off'}",
-            flags=m.IFF_PROMISC if on else 0,
-            change=m.IFF_PROMISC,
+            ref, b"", f"set link {ref!r} promisc {state}", flags=flags, change=m.IFF_PROMISC
         )
 
     def set_mtu(self, ref: LinkRef, mtu: int) -> None:
@@ -507,22 +112,95 @@ class RouteSocket:
         self._setlink(ref, m.attr(m.IFLA_ADDRESS, m.parse_mac(mac)), f"set link {ref!r} mac {mac}")
 
     def set_master(self, ref: LinkRef, master: LinkRef | None) -> None:
-        """Enslave ``ref`` to bridge ``master``; ``None`` releases it (nomaster)."""
+        """Enslave ``ref`` to the bridge ``master``; ``None`` releases it (nomaster)."""
         index = 0 if master is None else self._index(master)
         self._setlink(ref, m.attr_u32(m.IFLA_MASTER, index), f"set link {ref!r} master {master!r}")
 
     def set_netns(self, ref: LinkRef, netns_fd: int) -> None:
-        """Move the link into the namespace open at ``netns_fd`` (it goes down there)."""
+        """Move the link into the namespace open at ``netns_fd``; it arrives down."""
         self._setlink(ref, m.attr_u32(m.IFLA_NET_NS_FD, netns_fd), f"move link {ref!r} to netns")
 
     def rename(self, ref: LinkRef, new_name: str) -> None:
-        """Rename a link (the kernel wants it down: EBUSY otherwise)."""
-        index = self._index(ref)
+        """Rename a link.  The kernel refuses (EBUSY) while it is up."""
+        index = self._index(ref)  # IFLA_IFNAME carries the new name, so address by index
         self._setlink(index, m.attr_str(m.IFLA_IFNAME, new_name), f"rename link {ref!r}")
 
     def delete_link(self, ref: LinkRef) -> None:
-        """Delete a link; deleting one veth end deletes its peer too."""
+        """Delete a link.  Deleting either end of a veth deletes both."""
         self.request(m.RTM_DELLINK, _ifinfo(ref), what=f"delete link {ref!r}")
+
+    # -- creating links -------------------------------------------------------------------------
+
+    def create_bridge(
+        self, name: str, *, mtu: int | None = None, vlan_filtering: bool | None = None
+    ) -> None:
+        """``ip link add <name> [mtu] type bridge [vlan_filtering 0|1]``, left down.
+
+        ``NetlinkExistsError`` when the name is taken (maybe by a bridge another
+        plugin instance created a moment ago: check its kind and carry on).
+        """
+        data = b""
+        if vlan_filtering is not None:
+            data = m.nest(m.IFLA_INFO_DATA, m.attr_u8(m.IFLA_BR_VLAN_FILTERING, vlan_filtering))
+        self._newlink(name, "bridge", data, mtu=mtu)
+
+    def create_veth(
+        self,
+        name: str,
+        peer_name: str,
+        *,
+        peer_netns_fd: int | None = None,
+        mtu: int | None = None,
+        mac: str | None = None,
+        peer_mac: str | None = None,
+    ) -> None:
+        """Create a veth pair: ``name`` here, ``peer_name`` in ``peer_netns_fd``.
+
+        The peer is created directly in its namespace (IFLA_NET_NS_FD inside the
+        VETH_INFO_PEER ifinfomsg), so ``peer_name`` may be ``eth0`` even though this
+        namespace has one, and no link ever shows up half-configured in the wrong
+        namespace.  ``mtu`` applies to both ends.  Both ends are left down.
+        ``NetlinkExistsError`` when either name is taken: callers using random host
+        names (``veth%08x``) retry with a new one.
+        """
+        peer = m.IFINFOMSG.pack(m.AF_UNSPEC, 0, 0, 0, 0) + m.attr_str(m.IFLA_IFNAME, peer_name)
+        peer += _link_attrs(mtu, peer_mac)
+        if peer_netns_fd is not None:
+            peer += m.attr_u32(m.IFLA_NET_NS_FD, peer_netns_fd)
+        data = m.nest(m.IFLA_INFO_DATA, m.nest(m.VETH_INFO_PEER, peer))
+        self._newlink(name, "veth", data, mtu=mtu, mac=mac, what=f"create veth {name}/{peer_name}")
+
+    def create_vlan(self, name: str, parent: LinkRef, vid: int, *, mtu: int | None = None) -> None:
+        """``ip link add link <parent> name <name> type vlan id <vid>`` (e.g. ``cni0.100``)."""
+        data = m.nest(m.IFLA_INFO_DATA, m.attr_u16(m.IFLA_VLAN_ID, vid))
+        extra = m.attr_u32(m.IFLA_LINK, self._index(parent))
+        self._newlink(name, "vlan", data, mtu=mtu, extra=extra)
+
+    def _newlink(
+        self,
+        name: str,
+        kind: str,
+        info_data: bytes,
+        *,
+        mtu: int | None = None,
+        mac: str | None = None,
+        extra: bytes = b"",
+        what: str = "",
+    ) -> None:
+        payload = (
+            m.IFINFOMSG.pack(m.AF_UNSPEC, 0, 0, 0, 0)
+            + m.attr_str(m.IFLA_IFNAME, name)
+            + _link_attrs(mtu, mac)
+            + extra
+            + m.nest(m.IFLA_LINKINFO, m.attr_str(m.IFLA_INFO_KIND, kind), info_data)
+        )
+        what = what or f"create {kind} {name}"
+        self.request(m.RTM_NEWLINK, payload, flags=_CREATE, what=what)
+
+    def _setlink(
+        self, ref: LinkRef, attrs: bytes, what: str, *, flags: int = 0, change: int = 0
+    ) -> None:
+        self.request(m.RTM_SETLINK, _ifinfo(ref, flags=flags, change=change) + attrs, what=what)
 
     def _index(self, ref: LinkRef) -> int:
         return ref if isinstance(ref, int) else self.link(ref).index
@@ -530,31 +208,156 @@ class RouteSocket:
     # -- addresses ------------------------------------------------------------------------------
 
     def addresses(self, ref: LinkRef | None = None, family: int = m.AF_UNSPEC) -> list[Address]:
-        """Addresses of link ``ref`` (all links if ``None``) of ``family``
+        """Addresses of link ``ref`` (every link if ``None``) of ``family``
         (``AF_INET``, ``AF_INET6`` or ``AF_UNSPEC`` for both)."""
         index = None if ref is None else self._index(ref)
         payload = m.IFADDRMSG.pack(family, 0, 0, 0, 0)
-        out = []
-        for body in self.dump(m.RTM_GETADDR, payload, what="list addresses"):
-            addr = parse_address(body)
-            if index is None or addr.index == index:
-                out.append(addr)
+        found = (parse_address(b) for b in self.dump(m.RTM_GETADDR, payload, what="list addresses"))
+        return [a for a in found if index is None or a.index == index]
+
+    def add_address(
+        self,
+        ref: LinkRef,
+        address: IPInterface,
+        *,
+        nodad: bool = False,
+        noprefixroute: bool = False,
+        scope: int | None = None,
+        replace: bool = False,
+    ) -> None:
+        """Add ``address`` (e.g. ``ip_interface("10.244.1.2/24")``) to a link.
+
+        IPv4 gets a broadcast address for prefixes up to /30, as iproute2's ``brd +``
+        and Go's netlink.AddrAdd do.  ``nodad`` skips IPv6 duplicate address
+        detection (IFA_F_NODAD).  Scope defaults to host for loopback addresses and
+        universe otherwise.  ``NetlinkExistsError`` when already present (unless
+        ``replace``).
+        """
+        flags = (m.IFA_F_NODAD if nodad else 0) | (m.IFA_F_NOPREFIXROUTE if noprefixroute else 0)
+        if scope is None:
+            scope = m.RT_SCOPE_HOST if address.is_loopback else m.RT_SCOPE_UNIVERSE
+        payload = _addr_msg(self._index(ref), address, scope, flags & 0xFF)
+        if address.version == 4 and address.network.prefixlen < 31:
+            payload += m.attr(m.IFA_BROADCAST, address.network.broadcast_address.packed)
+        if flags > 0xFF:  # ifa_flags is 8 bits; the rest only fit the IFA_FLAGS attribute
+            payload += m.attr_u32(m.IFA_FLAGS, flags)
+        nl_flags = m.NLM_F_CREATE | (m.NLM_F_REPLACE if replace else m.NLM_F_EXCL)
+        what = f"add address {address} to {ref!r}"
+        self.request(m.RTM_NEWADDR, payload, flags=nl_flags, what=what)
+
+    def delete_address(self, ref: LinkRef, address: IPInterface) -> None:
+        """Remove ``address`` from a link; ``NetlinkNotFoundError`` if it is not there."""
+        payload = _addr_msg(self._index(ref), address, 0, 0)
+        self.request(m.RTM_DELADDR, payload, what=f"delete address {address} from {ref!r}")
+
+    # -- routes ---------------------------------------------------------------------------------
+
+    def routes(
+        self, family: int = m.AF_UNSPEC, *, table: int | None = m.RT_TABLE_MAIN
+    ) -> list[Route]:
+        """Routes of ``family`` in ``table`` (the main table by default; ``None``: all)."""
+        payload = m.RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+        found = (parse_route(b) for b in self.dump(m.RTM_GETROUTE, payload, what="list routes"))
+        return [r for r in found if table is None or r.table == table]
+
+    def add_route(
+        self,
+        dst: IPNetwork,
+        *,
+        gateway: IPAddress | None = None,
+        oif: LinkRef | None = None,
+        priority: int | None = None,
+        table: int | None = None,
+        scope: int | None = None,
+        prefsrc: IPAddress | None = None,
+        mtu: int | None = None,
+        advmss: int | None = None,
+        onlink: bool = False,
+        replace: bool = False,
+    ) -> None:
+        """Add a unicast route (``ip route add``); ``replace`` makes it ``ip route replace``.
+
+        ``dst`` ``0.0.0.0/0`` / ``::/0`` is the default route.  ``priority`` is the
+        metric.  ``table`` defaults to main.  ``scope`` defaults as in ``ip route``:
+        link for an IPv4 route without gateway, universe otherwise.  ``mtu`` and
+        ``advmss`` go into RTA_METRICS.  ``NetlinkExistsError`` if an identical
+        route exists and ``replace`` is false.
+        """
+        if scope is None:
+            v4_direct = gateway is None and dst.version == 4
+            scope = m.RT_SCOPE_LINK if v4_direct else m.RT_SCOPE_UNIVERSE
+        payload = self._route_msg(
+            dst,
+            gateway=gateway,
+            oif=oif,
+            priority=priority,
+            table=table,
+            scope=scope,
+            proto=m.RTPROT_BOOT,
+            rtype=m.RTN_UNICAST,
+            onlink=onlink,
+        )
+        if prefsrc is not None:
+            payload += m.attr(m.RTA_PREFSRC, prefsrc.packed)
+        metrics = b""
+        if mtu is not None:
+            metrics += m.attr_u32(m.RTAX_MTU, mtu)
+        if advmss is not None:
+            metrics += m.attr_u32(m.RTAX_ADVMSS, advmss)
+        if metrics:
+            payload += m.nest(m.RTA_METRICS, metrics)
+        flags = m.NLM_F_CREATE | (m.NLM_F_REPLACE if replace else m.NLM_F_EXCL)
+        what = f"{'replace' if replace else 'add'} route {_route_text(dst, gateway)}"
+        self.request(m.RTM_NEWROUTE, payload, flags=flags, what=what)
+
+    def delete_route(
+        self,
+        dst: IPNetwork,
+        *,
+        gateway: IPAddress | None = None,
+        oif: LinkRef | None = None,
+        priority: int | None = None,
+        table: int | None = None,
+    ) -> None:
+        """Delete the route to ``dst``; the other fields narrow the match when given.
+
+        ``NetlinkNotFoundError`` (ESRCH) when no route matches.
+        """
+        # Scope NOWHERE, protocol and type 0 match any route, as ``ip route del`` sends.
+        payload = self._route_msg(
+            dst, gateway=gateway, oif=oif, priority=priority, table=table, scope=m.RT_SCOPE_NOWHERE
+        )
+        self.request(m.RTM_DELROUTE, payload, what=f"delete route {_route_text(dst, gateway)}")
+
+    def _route_msg(
+        self,
+        dst: IPNetwork,
+        *,
+        gateway: IPAddress | None,
+        oif: LinkRef | None,
+        priority: int | None,
+        table: int | None,
+        scope: int,
+        proto: int = 0,
+        rtype: int = 0,
+        onlink: bool = False,
+    ) -> bytes:
+        family = m.AF_INET if dst.version == 4 else m.AF_INET6
+        table = m.RT_TABLE_MAIN if table is None else table
+        rtm_flags = m.RTNH_F_ONLINK if onlink else 0
+        out = m.RTMSG.pack(
+            family, dst.prefixlen, 0, 0, table if table < 256 else 0, proto, scope, rtype, rtm_flags
+        )
+        out += m.attr_u32(m.RTA_TABLE, table)  # rtm_table is only 8 bits wide
+        if dst.prefixlen:
+            out += m.attr(m.RTA_DST, dst.network_address.packed)
+        if gateway is not None:
+            out += m.attr(m.RTA_GATEWAY, gateway.packed)
+        if oif is not None:
+            out += m.attr_u32(m.RTA_OIF, self._index(oif))
+        if priority is not None:
+            out += m.attr_u32(m.RTA_PRIORITY, priority)
         return out
-
-
-def _open_socket() -> _socket.socket:
-    sock = _socket.socket(
-        _socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, m.NETLINK_ROUTE
-    )
-    try:
-        # Errors then carry the kernel's own words and not a copy of our request.
-        sock.setsockopt(m.SOL_NETLINK, m.NETLINK_EXT_ACK, 1)
-        sock.setsockopt(m.SOL_NETLINK, m.NETLINK_CAP_ACK, 1)
-        sock.bind((0, 0))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 def _ifinfo(ref: LinkRef, *, family: int = m.AF_UNSPEC, flags: int = 0, change: int = 0) -> bytes:
@@ -562,3 +365,26 @@ def _ifinfo(ref: LinkRef, *, family: int = m.AF_UNSPEC, flags: int = 0, change: 
     if isinstance(ref, int):
         return m.IFINFOMSG.pack(family, 0, ref, flags, change)
     return m.IFINFOMSG.pack(family, 0, 0, flags, change) + m.attr_str(m.IFLA_IFNAME, ref)
+
+
+def _link_attrs(mtu: int | None, mac: str | None) -> bytes:
+    out = b""
+    if mtu is not None:
+        out += m.attr_u32(m.IFLA_MTU, mtu)
+    if mac is not None:
+        out += m.attr(m.IFLA_ADDRESS, m.parse_mac(mac))
+    return out
+
+
+def _addr_msg(index: int, address: IPInterface, scope: int, flags: int) -> bytes:
+    family = m.AF_INET if address.version == 4 else m.AF_INET6
+    packed = address.ip.packed
+    return (
+        m.IFADDRMSG.pack(family, address.network.prefixlen, flags, scope, index)
+        + m.attr(m.IFA_LOCAL, packed)
+        + m.attr(m.IFA_ADDRESS, packed)
+    )
+
+
+def _route_text(dst: IPNetwork, gateway: IPAddress | None) -> str:
+    return f"{dst} via {gateway}" if gateway is not None else str(dst)

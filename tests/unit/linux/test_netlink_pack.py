@@ -8,7 +8,7 @@ from ipaddress import ip_interface, ip_network
 import pytest
 
 from cni_plugins.linux import nlmsg as m
-from cni_plugins.linux.netlink import parse_address, parse_link, parse_route
+from cni_plugins.linux.nltypes import parse_address, parse_link, parse_route
 
 
 def test_attr_pads_to_four_bytes_but_length_excludes_padding() -> None:
