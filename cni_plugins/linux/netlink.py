@@ -24,6 +24,8 @@ index or kernel-chosen MAC is needed.
 
 from __future__ import annotations
 
+import time
+
 from cni_plugins.linux import nlmsg as m
 from cni_plugins.linux.nlsock import (
     NetlinkError,
@@ -58,6 +60,7 @@ __all__ = [
 
 _CREATE = m.NLM_F_CREATE | m.NLM_F_EXCL
 _SKIP_STATS = m.attr_u32(m.IFLA_EXT_MASK, m.RTEXT_FILTER_SKIP_STATS)
+_OPER_UP_DELAYS = (0.0, 0.05, 0.5, 1.0, 1.0)  # seconds, as the Go bridge plugin
 
 
 class RouteSocket(NetlinkSocket):
@@ -359,6 +362,104 @@ class RouteSocket(NetlinkSocket):
             out += m.attr_u32(m.RTA_PRIORITY, priority)
         return out
 
+    def route_get(self, dst: IPAddress) -> Route:
+        """The route the kernel would use to reach ``dst`` (``ip route get``).
+
+        The answer's ``oif`` is the output link and ``prefsrc`` the source address
+        it would pick; portmap uses it to find the host-side interface.  Raises
+        ``NetlinkError`` (ENETUNREACH) when nothing routes there.
+        """
+        family = m.AF_INET if dst.version == 4 else m.AF_INET6
+        payload = m.RTMSG.pack(family, dst.max_prefixlen, 0, 0, 0, 0, 0, 0, 0)
+        payload += m.attr(m.RTA_DST, dst.packed)
+        replies = self.request(m.RTM_GETROUTE, payload, what=f"get route to {dst}")
+        return parse_route(replies[0])
+
+    # -- bridge ports and VLANs -----------------------------------------------------------------
+
+    def set_bridge_port(
+        self, port: LinkRef, *, hairpin: bool | None = None, isolated: bool | None = None
+    ) -> None:
+        """Set bridge-port flags on an enslaved link (``bridge link set ...``).
+
+        ``hairpin`` lets frames go back out of the port they came in on (a pod
+        reaching itself through a service VIP); ``isolated`` stops isolated ports
+        from talking to each other.  Sent as AF_BRIDGE RTM_SETLINK with a nested
+        IFLA_PROTINFO, which the bridge addresses by ifindex only.
+        """
+        attrs = b""
+        if hairpin is not None:
+            attrs += m.attr_u8(m.IFLA_BRPORT_MODE, hairpin)
+        if isolated is not None:
+            attrs += m.attr_u8(m.IFLA_BRPORT_ISOLATED, isolated)
+        if not attrs:
+            return
+        payload = _ifinfo(self._index(port), family=m.AF_BRIDGE) + m.nest(m.IFLA_PROTINFO, attrs)
+        self.request(m.RTM_SETLINK, payload, what=f"set bridge port flags on {port!r}")
+
+    def add_bridge_vlan(
+        self,
+        port: LinkRef,
+        vid: int,
+        *,
+        vid_end: int | None = None,
+        pvid: bool = False,
+        untagged: bool = False,
+        bridge_self: bool = False,
+    ) -> None:
+        """``bridge vlan add dev <port> vid <vid>[-<vid_end>] [pvid] [untagged] [self]``.
+
+        ``vid_end`` makes it a range (the kernel refuses ``pvid`` on a range).
+        ``bridge_self`` targets the bridge device itself rather than a port, which a
+        ``<bridge>.<vid>`` vlan interface on the bridge needs.  The bridge must have
+        been created with ``vlan_filtering``; kernels without
+        CONFIG_BRIDGE_VLAN_FILTERING answer EOPNOTSUPP.
+        """
+        flags = (m.BRIDGE_VLAN_INFO_PVID if pvid else 0) | (
+            m.BRIDGE_VLAN_INFO_UNTAGGED if untagged else 0
+        )
+        payload = _bridge_vlan_msg(self._index(port), vid, vid_end, flags, bridge_self)
+        what = f"add vlan {_vids(vid, vid_end)} to {port!r}"
+        self.request(m.RTM_SETLINK, payload, what=what)
+
+    def delete_bridge_vlan(
+        self, port: LinkRef, vid: int, *, vid_end: int | None = None, bridge_self: bool = False
+    ) -> None:
+        """``bridge vlan del``; e.g. ``delete_bridge_vlan(port, 1)`` drops the default VID 1."""
+        payload = _bridge_vlan_msg(self._index(port), vid, vid_end, 0, bridge_self)
+        what = f"delete vlan {_vids(vid, vid_end)} from {port!r}"
+        self.request(m.RTM_DELLINK, payload, what=what)
+
+    def bridge_vlans(self, port: LinkRef) -> list[tuple[int, int]]:
+        """``(vid, BRIDGE_VLAN_INFO_* flags)`` for every VLAN on ``port``, one per VID
+        (ranges expanded); empty when the kernel has no VLAN filtering."""
+        index = self._index(port)
+        payload = m.IFINFOMSG.pack(m.AF_BRIDGE, 0, 0, 0, 0)
+        payload += m.attr_u32(m.IFLA_EXT_MASK, m.RTEXT_FILTER_BRVLAN)
+        out: list[tuple[int, int]] = []
+        for body in self.dump(m.RTM_GETLINK, payload, what="list bridge vlans"):
+            if m.IFINFOMSG.unpack_from(body)[2] == index:
+                out += _parse_vlans(m.parse_attrs(body, m.IFINFOMSG.size).get(m.IFLA_AF_SPEC, b""))
+        return out
+
+    # -- waiting --------------------------------------------------------------------------------
+
+    def wait_oper_up(self, ref: LinkRef, delays: tuple[float, ...] = _OPER_UP_DELAYS) -> Link:
+        """Poll until ``ref`` is operationally up; return its last state either way.
+
+        The default delays (0, 50, 500, 1000, 1000 ms) are the bridge plugin's: a
+        fresh veth port needs a moment before the bridge forwards on it.  Callers
+        check ``link.oper_up`` and report ``link.operstate_name`` on failure.
+        """
+        link = None
+        for delay in delays:
+            if delay:
+                time.sleep(delay)
+            link = self.link(ref)
+            if link.oper_up:
+                break
+        return link if link is not None else self.link(ref)
+
 
 def _ifinfo(ref: LinkRef, *, family: int = m.AF_UNSPEC, flags: int = 0, change: int = 0) -> bytes:
     """``ifinfomsg`` addressing ``ref``: by index, or index 0 plus IFLA_IFNAME."""
@@ -388,3 +489,37 @@ def _addr_msg(index: int, address: IPInterface, scope: int, flags: int) -> bytes
 
 def _route_text(dst: IPNetwork, gateway: IPAddress | None) -> str:
     return f"{dst} via {gateway}" if gateway is not None else str(dst)
+
+
+def _bridge_vlan_msg(index: int, vid: int, vid_end: int | None, flags: int, self_: bool) -> bytes:
+    """AF_BRIDGE ifinfomsg + IFLA_AF_SPEC { [IFLA_BRIDGE_FLAGS], VLAN_INFO (x2 for a range) }."""
+    spec = m.attr_u16(m.IFLA_BRIDGE_FLAGS, m.BRIDGE_FLAGS_SELF) if self_ else b""
+    if vid_end is None or vid_end == vid:
+        spec += m.attr(m.IFLA_BRIDGE_VLAN_INFO, m.BRIDGE_VLAN_INFO.pack(flags, vid))
+    else:
+        begin = m.BRIDGE_VLAN_INFO.pack(flags | m.BRIDGE_VLAN_INFO_RANGE_BEGIN, vid)
+        end = m.BRIDGE_VLAN_INFO.pack(flags | m.BRIDGE_VLAN_INFO_RANGE_END, vid_end)
+        spec += m.attr(m.IFLA_BRIDGE_VLAN_INFO, begin) + m.attr(m.IFLA_BRIDGE_VLAN_INFO, end)
+    return _ifinfo(index, family=m.AF_BRIDGE) + m.nest(m.IFLA_AF_SPEC, spec)
+
+
+def _parse_vlans(spec: bytes) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    begin = None
+    for kind, data in m.iter_attrs(spec):
+        if kind != m.IFLA_BRIDGE_VLAN_INFO:
+            continue
+        flags, vid = m.BRIDGE_VLAN_INFO.unpack_from(data)
+        if flags & m.BRIDGE_VLAN_INFO_RANGE_BEGIN:
+            begin = vid
+        elif flags & m.BRIDGE_VLAN_INFO_RANGE_END and begin is not None:
+            plain = flags & ~m.BRIDGE_VLAN_INFO_RANGE_END
+            out += [(v, plain) for v in range(begin, vid + 1)]
+            begin = None
+        else:
+            out.append((vid, flags))
+    return out
+
+
+def _vids(vid: int, vid_end: int | None) -> str:
+    return str(vid) if vid_end is None else f"{vid}-{vid_end}"

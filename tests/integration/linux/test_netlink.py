@@ -6,7 +6,9 @@ Run as root: ``.venv/bin/pytest tests/integration/linux``.
 from __future__ import annotations
 
 import errno
+import json
 import os
+import subprocess
 from ipaddress import ip_address, ip_interface, ip_network
 from typing import Any
 
@@ -291,3 +293,114 @@ def test_routes_gateway_metric_table_mtu_and_delete(netns: TestNS) -> None:
         with pytest.raises(NetlinkNotFoundError) as info:
             rt.delete_route(ip_network("10.244.0.0/16"))
         assert info.value.errno == errno.ESRCH
+
+
+# -- stage 3: bridge ports, VLANs, route get, waiting, sysctl -------------------------------------
+
+
+def _slave_data(t: TestNS, name: str) -> Any:
+    return _oracle_link(t, name).get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA")
+
+
+def test_bridge_port_hairpin_and_isolation(netns: TestNS) -> None:
+    with RouteSocket(netns.ns) as rt:
+        rt.create_bridge("cni0")
+        rt.create_veth("vethA", "vethB")
+        rt.set_master("vethA", "cni0")
+        rt.set_bridge_port("vethA", hairpin=True)
+        data = _slave_data(netns, "vethA")
+        assert (data.get("IFLA_BRPORT_MODE"), data.get("IFLA_BRPORT_ISOLATED")) == (1, 0)
+        rt.set_bridge_port("vethA", isolated=True)
+        data = _slave_data(netns, "vethA")
+        assert (data.get("IFLA_BRPORT_MODE"), data.get("IFLA_BRPORT_ISOLATED")) == (1, 1)
+        rt.set_bridge_port("vethA", hairpin=False, isolated=False)
+        data = _slave_data(netns, "vethA")
+        assert (data.get("IFLA_BRPORT_MODE"), data.get("IFLA_BRPORT_ISOLATED")) == (0, 0)
+        with pytest.raises(NetlinkError):  # not a bridge port
+            rt.set_bridge_port("vethB", hairpin=True)
+
+
+def _vlan_bridge(rt: RouteSocket) -> None:
+    try:
+        rt.create_bridge("cni0", vlan_filtering=True)
+    except NetlinkError as exc:
+        if exc.errno == errno.EOPNOTSUPP:
+            pytest.skip("kernel built without CONFIG_BRIDGE_VLAN_FILTERING")
+        raise
+
+
+def test_bridge_vlans_pvid_untagged_range_and_default_removed(netns: TestNS) -> None:
+    with RouteSocket(netns.ns) as rt:
+        _vlan_bridge(rt)
+        rt.create_veth("vethA", "vethB")
+        rt.set_master("vethA", "cni0")
+        rt.add_bridge_vlan("vethA", 100, pvid=True, untagged=True)
+        rt.add_bridge_vlan("vethA", 200, vid_end=203)
+        rt.delete_bridge_vlan("vethA", 1)
+        got = dict(rt.bridge_vlans("vethA"))
+        pu = m.BRIDGE_VLAN_INFO_PVID | m.BRIDGE_VLAN_INFO_UNTAGGED
+        assert got == {100: pu, 200: 0, 201: 0, 202: 0, 203: 0}
+        shown = subprocess.run(
+            ["bridge", "-n", netns.name, "-j", "vlan", "show", "dev", "vethA"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout  # iproute2 as a second opinion
+        vids = {v["vlan"]: v.get("flags", []) for e in json.loads(shown) for v in e["vlans"]}
+        assert set(vids) == {100, 200, 201, 202, 203} or set(vids) == {100, 200}
+        assert set(vids[100]) == {"PVID", "Egress Untagged"}
+        rt.delete_bridge_vlan("vethA", 200, vid_end=203)
+        assert dict(rt.bridge_vlans("vethA")) == {100: pu}
+
+
+def test_vlan_interface_on_bridge(netns: TestNS) -> None:
+    with RouteSocket(netns.ns) as rt:
+        _vlan_bridge(rt)
+        rt.add_bridge_vlan("cni0", 100, bridge_self=True)
+        try:
+            rt.create_vlan("cni0.100", "cni0", 100)
+        except NetlinkError as exc:
+            if exc.errno == errno.EOPNOTSUPP:
+                pytest.skip("kernel built without CONFIG_VLAN_8021Q")
+            raise
+        link = _oracle_link(netns, "cni0.100")
+        assert link.get(("linkinfo", "kind")) == "vlan"
+        assert link.get(("linkinfo", "data", "vlan_id")) == 100
+
+
+def test_vlan_unsupported_kernel_reports_eopnotsupp_or_works(netns: TestNS) -> None:
+    """Whatever the kernel config, VLAN calls either work or fail as NetlinkError."""
+    with RouteSocket(netns.ns) as rt:
+        rt.create_bridge("cni0")
+        rt.create_veth("vethA", "vethB")
+        rt.set_master("vethA", "cni0")
+        try:
+            rt.add_bridge_vlan("vethA", 10, pvid=True, untagged=True)
+        except NetlinkError as exc:
+            assert exc.errno in (errno.EOPNOTSUPP, errno.EINVAL)
+            assert "add vlan 10 to 'vethA'" in str(exc)
+
+
+def test_route_get_returns_oif(netns: TestNS) -> None:
+    with RouteSocket(netns.ns) as rt:
+        idx = _up_veth_with_addrs(rt)
+        r = rt.route_get(ip_address("10.244.1.77"))
+        assert (r.oif, str(r.prefsrc)) == (idx, "10.244.1.2")
+        assert rt.route_get(ip_address("fd00:1::77")).oif == idx
+        with pytest.raises(NetlinkError) as info:
+            rt.route_get(ip_address("192.0.2.1"))
+        assert info.value.errno == errno.ENETUNREACH
+        rt.set_up("lo")
+        assert rt.route_get(ip_address("127.0.0.1")).oif == 1
+
+
+def test_wait_oper_up(netns: TestNS) -> None:
+    with RouteSocket(netns.ns) as rt:
+        rt.create_veth("vethA", "vethB")
+        rt.set_up("vethA")
+        # peer still down: never comes up, all delays are spent
+        down = rt.wait_oper_up("vethA", delays=(0, 0.01, 0.01))
+        assert not down.oper_up and down.operstate_name == "lowerlayerdown"
+        rt.set_up("vethB")
+        up = rt.wait_oper_up("vethA")
+        assert up.oper_up and up.name == "vethA"

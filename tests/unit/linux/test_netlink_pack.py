@@ -141,3 +141,43 @@ def test_parse_route_default_with_metrics_and_big_table() -> None:
     )
     assert parse_route(v6).dst == ip_network("fd00:1::/64")
     assert parse_route(v6).gateway is None
+
+
+def test_bridge_vlan_message_single_range_and_self() -> None:
+    from cni_plugins.linux.netlink import _bridge_vlan_msg, _parse_vlans
+
+    pu = m.BRIDGE_VLAN_INFO_PVID | m.BRIDGE_VLAN_INFO_UNTAGGED
+    one = _bridge_vlan_msg(7, 100, None, pu, False)
+    assert one[: m.IFINFOMSG.size] == m.IFINFOMSG.pack(m.AF_BRIDGE, 0, 7, 0, 0)
+    (kind, spec), *rest = m.iter_attrs(one, m.IFINFOMSG.size)
+    assert kind == m.IFLA_AF_SPEC and rest == []
+    assert list(m.iter_attrs(spec)) == [(m.IFLA_BRIDGE_VLAN_INFO, struct.pack("=HH", pu, 100))]
+    assert one[m.IFINFOMSG.size + 2 : m.IFINFOMSG.size + 4] == struct.pack(
+        "=H", m.IFLA_AF_SPEC | m.NLA_F_NESTED
+    )
+
+    rng = _bridge_vlan_msg(7, 200, 203, 0, True)
+    spec = m.parse_attrs(rng, m.IFINFOMSG.size)[m.IFLA_AF_SPEC]
+    assert list(m.iter_attrs(spec)) == [
+        (m.IFLA_BRIDGE_FLAGS, struct.pack("=H", m.BRIDGE_FLAGS_SELF)),
+        (m.IFLA_BRIDGE_VLAN_INFO, struct.pack("=HH", m.BRIDGE_VLAN_INFO_RANGE_BEGIN, 200)),
+        (m.IFLA_BRIDGE_VLAN_INFO, struct.pack("=HH", m.BRIDGE_VLAN_INFO_RANGE_END, 203)),
+    ]
+    # what a dump returns parses back, ranges expanded
+    assert _parse_vlans(spec) == [(200, 0), (201, 0), (202, 0), (203, 0)]
+    assert _parse_vlans(m.parse_attrs(one, m.IFINFOMSG.size)[m.IFLA_AF_SPEC]) == [(100, pu)]
+
+
+def test_sysctl_paths() -> None:
+    from cni_plugins.linux import sysctl
+
+    assert sysctl.path("net.ipv4.ip_forward") == "/proc/sys/net/ipv4/ip_forward"
+    assert sysctl.path("net/ipv4/conf/cni0.100/rp_filter") == (
+        "/proc/sys/net/ipv4/conf/cni0.100/rp_filter"
+    )
+    assert sysctl.path(sysctl.conf_key("eth0.5", "accept_ra", family=6)) == (
+        "/proc/sys/net/ipv6/conf/eth0.5/accept_ra"
+    )
+    for bad in ("net..ipv4", "net/../../etc/passwd", ("net", "a/b"), ("net", ".."), ""):
+        with pytest.raises(ValueError):
+            sysctl.path(bad)
