@@ -164,6 +164,11 @@ def result_from_wire(raw: object, default_version: str, what: str = "result") ->
     return result
 
 
+def route_from_wire(raw: object, what: str) -> Route:
+    """One route object as results and IPAM configs (``ipam.routes``) write it."""
+    return _route(raw, what)
+
+
 def _from_legacy(obj: Mapping[str, Any], what: str) -> Result:
     result = Result(dns=_dns(obj.get("dns"), f"{what}.dns"))
     for key in ("ip4", "ip6"):
