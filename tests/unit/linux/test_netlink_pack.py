@@ -181,3 +181,33 @@ def test_sysctl_paths() -> None:
     for bad in ("net..ipv4", "net/../../etc/passwd", ("net", "a/b"), ("net", ".."), ""):
         with pytest.raises(ValueError):
             sysctl.path(bad)
+
+
+def test_errors_are_classified_by_errno_and_map_to_cni_errors() -> None:
+    import errno
+
+    from cni_plugins.linux.netlink import (
+        NetlinkError,
+        NetlinkExistsError,
+        NetlinkNotFoundError,
+        map_netlink_errors,
+    )
+    from cni_plugins.linux.nlsock import _error
+    from cni_plugins.spec.errors import InternalError
+
+    exists = _error(errno.EEXIST, "create veth veth1/eth0", "")
+    assert isinstance(exists, NetlinkExistsError) and exists.errno == errno.EEXIST
+    assert str(exists) == "[Errno 17] create veth veth1/eth0: File exists"
+    for code in (errno.ENODEV, errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL):
+        assert type(_error(code, "x", "")) is NetlinkNotFoundError
+    other = _error(errno.EOPNOTSUPP, "create bridge br0", "Unknown device type")
+    assert type(other) is NetlinkError and isinstance(other, OSError)
+    assert other.strerror == "create bridge br0: Operation not supported (Unknown device type)"
+
+    with pytest.raises(InternalError) as info, map_netlink_errors("failed to set up lo"):
+        raise _error(errno.ENODEV, "set link 'lo' up", "")
+    assert info.value.code == 999
+    assert info.value.msg == "failed to set up lo: set link 'lo' up: No such device"
+    assert isinstance(info.value.__cause__, NetlinkNotFoundError)
+    with pytest.raises(KeyError), map_netlink_errors("untouched"):
+        raise KeyError("other errors pass through")
