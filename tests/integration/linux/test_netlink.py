@@ -26,7 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from conftest import TestNS
+    from tests.integration.linux.conftest import TestNS
 
 pytestmark = [
     pytest.mark.privileged,

@@ -16,7 +16,7 @@ from cni_plugins.linux.netlink import RouteSocket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from conftest import TestNS
+    from tests.integration.linux.conftest import TestNS
 
 pytestmark = [
     pytest.mark.privileged,
