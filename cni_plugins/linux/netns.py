@@ -2,7 +2,7 @@
 
 The namespace is held as an fd for the whole invocation, so a path reused by
 another process mid-way cannot redirect us.  ``open_netns`` checks the fd really
-is a namespace (nsfs or the old procfs magic, as Go's ``ns.GetNS`` does) and
+is a network namespace (as Go's ``ns.GetNS`` does) and
 refuses the plugin's own namespace: a stale ``/proc/<pid>/ns/net`` that now
 names the host namespace must never be modified (plugins#714).
 
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from cni_plugins.spec.args import CmdArgs
 
 CLONE_NEWNET = 0x40000000
-_NSFS_MAGIC = 0x6E736673
-_PROC_SUPER_MAGIC = 0x9FA0
 _SELF_NETNS = "/proc/thread-self/ns/net"
 _NS_GET_NSTYPE = 0xB703  # ioctl from linux/nsfs.h
 
@@ -34,8 +32,8 @@ _libc: CDLL | None = None
 
 
 def _libc_call(name: str, *args: object) -> None:
-    """Call a libc function that returns -1/errno on failure (os lacks fstatfs,
-    and setns before Python 3.12)."""
+    """Call a libc function that returns -1/errno on failure (os lacks setns
+    before Python 3.12)."""
     global _libc
     import ctypes
 
@@ -52,15 +50,6 @@ def _setns(fd: int) -> None:
         setns(fd, CLONE_NEWNET)
     else:
         _libc_call("setns", fd, CLONE_NEWNET)
-
-
-def _fs_magic(fd: int) -> int:
-    """f_type of the filesystem holding ``fd``."""
-    import ctypes
-
-    buf = ctypes.create_string_buffer(120)  # struct statfs: 120 bytes on 64-bit Linux
-    _libc_call("fstatfs", fd, buf)
-    return int.from_bytes(buf.raw[:8], "little")
 
 
 class NetNS:
@@ -149,15 +138,14 @@ class NetNSNotFound(InvalidNetNS):
 
 
 def _check_is_other_netns(fd: int, path: str, allow_own: bool) -> None:
-    magic = _fs_magic(fd)
-    if magic not in (_NSFS_MAGIC, _PROC_SUPER_MAGIC):
-        raise InvalidNetNS(f"{path!r} is not a network namespace (filesystem magic {magic:#x})")
+    # NS_GET_NSTYPE only answers on nsfs files, so it proves what Go's statfs
+    # magic check proves, without ctypes.
     import fcntl
 
     try:
         kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
     except OSError as exc:
-        raise InvalidNetNS(f"{path!r} is not a namespace: {exc.strerror}") from exc
+        raise InvalidNetNS(f"{path!r} is not a network namespace ({exc.strerror})") from exc
     if kind != CLONE_NEWNET:
         raise InvalidNetNS(f"{path!r} is a namespace, but not a network namespace")
     st = os.fstat(fd)
