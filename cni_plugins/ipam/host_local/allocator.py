@@ -58,16 +58,15 @@ def allocate(
     requested: tuple[IPAddress, ...] = (),
 ) -> list[IPConfig]:
     """One address per range set, or nothing at all."""
+    wanted_per_set = assign_requests(range_sets, requested)  # before touching the disk
     with store.locked():
         held = store.reservations()
         mine: list[IPAddress] = []
         try:
             ips: list[IPConfig] = []
-            pending = list(requested)
-            for index, range_set in enumerate(range_sets):
-                wanted = next((ip for ip in pending if ip in range_set), None)
-                if wanted is not None:
-                    pending.remove(wanted)
+            for index, (range_set, wanted) in enumerate(
+                zip(range_sets, wanted_per_set, strict=True)
+            ):
                 try:
                     ip_conf = _allocate_one(
                         store,
@@ -83,15 +82,38 @@ def allocate(
                 mine.append(ip_conf.address.ip)
                 held[ip_conf.address.ip] = (container_id, ifname)
                 ips.append(ip_conf)
-            if pending:
-                raise InvalidConfig(
-                    "failed to allocate all requested IPs: " + " ".join(map(str, pending))
-                )
         except BaseException:
             for ip in mine:
                 store.release(ip)
             raise
     return ips
+
+
+def assign_requests(
+    range_sets: tuple[RangeSet, ...], requested: tuple[IPAddress, ...]
+) -> list[IPAddress | None]:
+    """The requested address for each range set (the first one it contains), and
+    the checks that need no state, so a bad request fails with nothing written."""
+    pending = list(requested)
+    out: list[IPAddress | None] = []
+    for index, range_set in enumerate(range_sets):
+        wanted = next((ip for ip in pending if ip in range_set), None)
+        out.append(wanted)
+        if wanted is None:
+            continue
+        pending.remove(wanted)
+        rng = range_set.range_for(wanted)
+        assert rng is not None  # picked because the set contains it
+        problem = ""
+        if wanted == rng.gateway:
+            problem = f"requested ip {wanted} is subnet's gateway"
+        elif not rng.usable(wanted):
+            problem = f"requested ip {wanted} is not a host address of {rng.subnet}"
+        if problem:
+            raise InvalidConfig(f"failed to allocate for range {index}: {problem}")
+    if pending:
+        raise InvalidConfig("failed to allocate all requested IPs: " + " ".join(map(str, pending)))
+    return out
 
 
 def _allocate_one(
@@ -109,7 +131,13 @@ def _allocate_one(
                 f"{ip} has been allocated to {owner[0]}, duplicate allocation is not allowed"
             )
     if wanted is not None:
-        return _reserve_requested(store, index, range_set, owner, wanted)
+        rng = range_set.range_for(wanted)
+        assert rng is not None
+        if not store.reserve(wanted, owner[0], owner[1], index):
+            raise TryAgainLater(
+                f"requested IP address {wanted} is not available in range set {range_set}"
+            )
+        return _ip_config(rng, wanted)
     if range_set.capacity() <= sum(1 for ip in held if _usable_in(range_set, ip)):
         raise TryAgainLater(f"no IP addresses available in range set: {range_set}")
     for rng, ip in candidates(range_set, store.last_reserved_ip(index)):
@@ -118,20 +146,6 @@ def _allocate_one(
     # Only reachable when something that is not a reservation (a directory, a
     # symlink) sits on the free addresses.
     raise TryAgainLater(f"no IP addresses available in range set: {range_set}")
-
-
-def _reserve_requested(
-    store: Store, index: int, range_set: RangeSet, owner: tuple[str, str], ip: IPAddress
-) -> IPConfig:
-    rng = range_set.range_for(ip)
-    assert rng is not None  # the caller picked ``ip`` because the set contains it
-    if ip == rng.gateway:
-        raise InvalidConfig(f"requested ip {ip} is subnet's gateway")
-    if not rng.usable(ip):
-        raise InvalidConfig(f"requested ip {ip} is not a host address of {rng.subnet}")
-    if not store.reserve(ip, owner[0], owner[1], index):
-        raise TryAgainLater(f"requested IP address {ip} is not available in range set {range_set}")
-    return _ip_config(rng, ip)
 
 
 def _ip_config(rng: Range, ip: IPAddress) -> IPConfig:

@@ -157,6 +157,8 @@ def test_requested_ip_refusals_leave_nothing(requested: str, code: int, message:
         add(store, rs, "a", requested)
     assert (info.value.code, info.value.msg) == (code, message)
     assert store.held == {ip("10.0.0.9"): ("other", "eth0")}
+    # refusals that need no state are made before the store is even locked
+    assert store.lock_count == (1 if code == TRY_AGAIN_LATER else 0)
 
 
 def test_two_requests_in_one_set_fail_and_roll_back() -> None:
