@@ -145,3 +145,20 @@ def test_exhaustion_and_duplicate_messages_match(ours: Path, netns: str, tmp_pat
         dup = run_plugin(binary, "ADD", conf, env=env(netns, "a"))
         messages[sub] = (json.loads(full.stdout)["msg"], json.loads(dup.stdout)["msg"])
     assert messages["ours"] == messages["go"]
+
+
+def test_documented_differences(ours: Path, netns: str, tmp_path: Path) -> None:
+    """Where we deliberately differ from Go 1.1.1 (see ipam/host_local/config.py)."""
+    # Go 1.1.1 accepts a gateway outside the subnet; newer Go and we refuse it.
+    conf = config(tmp_path / "gw", ranges=[[{"subnet": "10.0.0.0/24", "gateway": "10.0.1.1"}]])
+    assert run_plugin(GO, "ADD", conf, env=env(netns, "c")).returncode == 0
+    mine = run_plugin(ours, "ADD", conf, env=env(netns, "c"))
+    assert json.loads(mine.stdout)["msg"] == (
+        "invalid range set 0: gateway 10.0.1.1 not in network 10.0.0.0/24"
+    )
+    # Go hands out the network address when rangeStart includes it; we skip it.
+    for binary, sub, expected in ((GO, "go", "10.0.0.0/24"), (ours, "ours", "10.0.0.2/24")):
+        conf = config(
+            tmp_path / sub, ranges=[[{"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.0"}]]
+        )
+        assert ok(binary, "ADD", conf, netns, "c")["ips"][0]["address"] == expected
