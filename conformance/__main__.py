@@ -42,7 +42,7 @@ def run_suite(argv: list[str]) -> int:
         pytest_argv += ["--junitxml", str(args.junit)]
     if args.summary_json:
         pytest_argv += ["--summary-json", str(args.summary_json)]
-    rc = pytest.main(pytest_argv + args.pytest_args)
+    rc = int(pytest.main(pytest_argv + args.pytest_args))
     return 0 if rc == 0 else 1
 
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["diff"]:
         from conformance.diff import main as diff_main
 
-        return diff_main(argv[1:])
+        return int(diff_main(argv[1:]))
     return run_suite(argv)
 
 

@@ -52,7 +52,7 @@ def _assert_delegated(
     record = records[-1]
     diff = env_difference(sent_env, record["env"])
     assert not diff, f"delegate {command} environment differs (sent, received): {diff}"
-    delegated = json.loads(record["stdin"])
+    delegated: dict[str, Any] = json.loads(record["stdin"])
     if harness.info.name == "bridge":
         # IPAM delegates receive the complete network configuration of the upper plugin.
         assert delegated == stdin, f"delegate stdin differs:\n{delegated}\n!=\n{stdin}"
