@@ -24,6 +24,9 @@ Codes (Go answers 999 for all of them):
   addresses left over: 7 (the request contradicts the config).
 * duplicate ADD for one (container, ifname): 999 as in Go.  It is a runtime
   bug (SPEC.md: no second ADD without DEL); no spec code describes it.
+* CHECK without a reservation: 3 (UnknownContainer): host-local knows no such
+  container and has nothing to clean up.  Reservations that disagree with
+  prevResult: 999, a state inconsistency no spec code describes.
 """
 
 from __future__ import annotations
