@@ -1,0 +1,388 @@
+"""IP masquerade for pod addresses, iptables or nftables, as the Go plugins lay it out.
+
+Byte-compatible with containernetworking/plugins ``pkg/ip/ipmasq_*_linux.go``, so
+a node can switch between the Go binaries and ours with pods running:
+
+iptables (table ``nat``), per (network, container):
+    :CNI-<sha512(network + containerID) hex>[:28]
+    -A POSTROUTING -s <ip>/32 -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j CNI-...
+    -A CNI-... -d <subnet> -m comment --comment "..." -j ACCEPT
+    -A CNI-... ! -d 224.0.0.0/4 -m comment --comment "..." -j MASQUERADE   (v6: ff00::/8)
+
+nftables: table ``inet cni_plugins_masquerade``; base chain ``postrouting``
+(multicast ``return``, ``goto masq_checks``); one rule per address in
+``masq_checks``: ``ip saddr == <ip> ip daddr != <subnet> masquerade`` with the
+comment ``<sha512(net)[:16]>-<sha512(ifname:cid)[:16]>, net: ..., if: ..., id: ...``.
+
+Unlike the reference, teardown needs no addresses (plugins#810: it leaked the
+rules when CNI_NETNS was empty): the chain name and the comment hash are
+deterministic, so DEL finds them in the kernel.  GC (which the reference does not
+implement for iptables) recognises our chains by their comment.
+
+The rule sets are built as data by pure functions (unit-tested); ``setup``,
+``teardown``, ``check`` and ``gc`` apply them with one save + one restore per
+family (iptables) or one list + one transaction (nftables).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from cni_plugins.spec.errors import CNIError, InvalidConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from cni_plugins.linux.iptables import Restore
+    from cni_plugins.linux.nftables import NftRule
+    from cni_plugins.spec.types import IPInterface
+
+# These should never be changed, or else upgrading will require manual intervention.
+CHAIN_PREFIX = "CNI-"
+CHAIN_LENGTH = 28
+NFT_FAMILY = "inet"
+NFT_TABLE = "cni_plugins_masquerade"
+NFT_MASQ_CHAIN = "masq_checks"
+NFT_POSTROUTING = "postrouting"
+NFT_TABLE_COMMENT = "Masquerading for plugins from github.com/containernetworking/plugins"
+NFT_CHAIN_COMMENT = (
+    "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"
+)
+MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
+
+BACKENDS = ("iptables", "nftables")
+
+_COMMENT_RE = re.compile(r'^name: "(?P<net>(?:[^"\\]|\\.)*)" id: "(?P<cid>(?:[^"\\]|\\.)*)"$')
+_CHAIN_RE = re.compile(r"^CNI-[0-9a-f]{24}$")
+
+
+# -- names ------------------------------------------------------------------------------------
+
+
+def _sha512_hex(text: str) -> str:
+    return hashlib.sha512(text.encode()).hexdigest()
+
+
+def chain_name(network: str, container_id: str) -> str:
+    """Go ``utils.FormatChainName``: ``("CNI-" + sha512(network + id).hex)[:28]``."""
+    return (CHAIN_PREFIX + _sha512_hex(network + container_id))[:CHAIN_LENGTH]
+
+
+def _go_quote(text: str) -> str:
+    """Go's ``%q`` for the characters CNI names can hold (and quotes/backslashes)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def comment(network: str, container_id: str) -> str:
+    """Go ``utils.FormatComment``: ``name: "<net>" id: "<cid>"``."""
+    return f"name: {_go_quote(network)} id: {_go_quote(container_id)}"
+
+
+def parse_comment(text: str) -> tuple[str, str] | None:
+    """(network, containerID) of a ``comment()`` string, else None."""
+    match = _COMMENT_RE.match(text)
+    if match is None:
+        return None
+    return _unescape(match["net"]), _unescape(match["cid"])
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def nft_network_hash(network: str) -> str:
+    return _sha512_hex(network)[:16]
+
+
+def nft_instance_hash(network: str, ifname: str, container_id: str) -> str:
+    return nft_network_hash(network) + "-" + _sha512_hex(f"{ifname}:{container_id}")[:16]
+
+
+def nft_comment(network: str, ifname: str, container_id: str) -> str:
+    """The reference's rule comment: hash first (for lookup), then a readable tail."""
+    from cni_plugins.linux.nftables import COMMENT_MAX
+
+    net, ifn, cid = (s.replace('"', "") for s in (network, ifname, container_id))
+    text = f"{nft_instance_hash(network, ifname, container_id)}, net: {net}, if: {ifn}, id: {cid}"
+    return text[:COMMENT_MAX]
+
+
+# -- iptables rules as data -------------------------------------------------------------------
+
+
+def _comment_args(text: str) -> list[str]:
+    return ["-m", "comment", "--comment", text]
+
+
+def iptables_rules(
+    addresses: Sequence[IPInterface], network: str, container_id: str
+) -> dict[int, list[list[str]]]:
+    """Per family, the rules ``SetupIPMasq`` makes, in its order, as argument lists
+    (``["-A", chain, ...]``, the way ``iptables-save`` prints them).
+
+    For each address: ``-d <subnet> ACCEPT`` in our chain, the multicast-excluding
+    MASQUERADE once, and the POSTROUTING jump once per address.
+    """
+    chain = chain_name(network, container_id)
+    note = _comment_args(comment(network, container_id))
+    out: dict[int, list[list[str]]] = {}
+    for addr in addresses:
+        rules = out.setdefault(addr.version, [])
+        accept = ["-A", chain, "-d", str(addr.network), *note, "-j", "ACCEPT"]
+        masq = ["-A", chain, "!", "-d", MULTICAST[addr.version], *note, "-j", "MASQUERADE"]
+        host = f"{addr.ip}/{addr.max_prefixlen}"
+        jump = ["-A", "POSTROUTING", "-s", host, *note, "-j", chain]
+        for rule in (accept, masq, jump):
+            if rule not in rules:
+                rules.append(rule)
+    return out
+
+
+def iptables_setup(
+    rules: list[list[str]], existing_rules: Iterable[list[str]], chain: str
+) -> Restore:
+    """The restore that installs ``rules``: (re)create our chain with exactly its
+    rules, and add the POSTROUTING jumps not already there (AppendUnique)."""
+    from cni_plugins.linux.iptables import Restore
+
+    present = [r for r in existing_rules if r[:2] == ["-A", "POSTROUTING"]]
+    r = Restore("nat")
+    r.chain(chain)
+    for rule in rules:
+        if rule[1] == chain:
+            r.lines.append(rule)
+    for rule in rules:
+        if rule[1] == "POSTROUTING" and rule not in present:
+            r.lines.append(rule)
+    return r
+
+
+def iptables_teardown(
+    chains: set[str], existing_rules: Iterable[list[str]], doomed: Iterable[str]
+) -> Restore:
+    """The restore that removes the chains ``doomed``: every rule jumping to one
+    (also the legacy ``-s <cidr>`` form), then flush and delete each chain."""
+    from cni_plugins.linux.iptables import Restore
+
+    doomed_set = set(doomed)
+    r = Restore("nat")
+    for rule in existing_rules:
+        target = _jump_target(rule)
+        if target in doomed_set and rule[1] not in doomed_set:
+            r.delete(*rule[1:])
+    for chain in sorted(doomed_set & chains):
+        r.flush(chain)
+        r.delete_chain(chain)
+    return r
+
+
+def _jump_target(rule: list[str]) -> str | None:
+    for i, arg in enumerate(rule[:-1]):
+        if arg in ("-j", "--jump", "-g", "--goto"):
+            return rule[i + 1]
+    return None
+
+
+def iptables_stale_chains(
+    existing_rules: Iterable[list[str]], network: str, valid_ids: set[str]
+) -> set[str]:
+    """Our chains of ``network`` whose container is not in ``valid_ids``.
+
+    A chain is ours when its name is ``CNI-`` + 24 hex digits, and a rule in it
+    carries our comment whose (network, containerID) hashes to that very name;
+    portmap's ``CNI-DN-...`` chains and other tools' chains never match.
+    """
+    stale: set[str] = set()
+    for rule in existing_rules:
+        chain = rule[1]
+        if not _CHAIN_RE.match(chain) or "--comment" not in rule:
+            continue
+        parsed = parse_comment(rule[rule.index("--comment") + 1])
+        if parsed is None:
+            continue
+        net, cid = parsed
+        if net == network and cid not in valid_ids and chain_name(net, cid) == chain:
+            stale.add(chain)
+    return stale
+
+
+# -- nftables commands as data ----------------------------------------------------------------
+
+
+def _nft(cmd: str, *rest: str) -> str:
+    return " ".join((cmd, NFT_FAMILY, NFT_TABLE, *rest))
+
+
+def nft_setup_commands(
+    addresses: Sequence[IPInterface],
+    network: str,
+    ifname: str,
+    container_id: str,
+    stale: Iterable[NftRule] = (),
+) -> list[str]:
+    """One transaction: table and chains ensured, postrouting rewritten, this
+    attachment's old rules deleted and one masquerade rule per address added."""
+    from cni_plugins.linux.nftables import quote
+
+    note = quote(nft_comment(network, ifname, container_id))
+    cmds = [
+        _nft("add table") + f" {{ comment {quote(NFT_TABLE_COMMENT)} ; }}",
+        _nft("add chain", NFT_MASQ_CHAIN) + f" {{ comment {quote(NFT_CHAIN_COMMENT)} ; }}",
+        _nft("add chain", NFT_POSTROUTING) + " { type nat hook postrouting priority srcnat ; }",
+        _nft("flush chain", NFT_POSTROUTING),
+        _nft("add rule", NFT_POSTROUTING, "ip daddr == 224.0.0.0/4 return"),
+        _nft("add rule", NFT_POSTROUTING, "ip6 daddr == ff00::/8 return"),
+        _nft("add rule", NFT_POSTROUTING, "goto", NFT_MASQ_CHAIN),
+    ]
+    cmds += [rule.delete_command() for rule in stale]
+    for addr in addresses:
+        ip = "ip" if addr.version == 4 else "ip6"
+        match = f"{ip} saddr == {addr.ip} {ip} daddr != {addr.network} masquerade"
+        cmds.append(_nft("add rule", NFT_MASQ_CHAIN, match, "comment", note))
+    return cmds
+
+
+def nft_rules_of(rules: Iterable[NftRule], prefix: str) -> list[NftRule]:
+    return [r for r in rules if r.comment.startswith(prefix)]
+
+
+# -- applying ---------------------------------------------------------------------------------
+
+
+def resolve_backend(backend: str | None) -> str:
+    """``iptables`` or ``nftables`` for a configured ``ipMasqBackend`` (None/"auto":
+    iptables unless only nft is installed, as the reference decides)."""
+    if backend in BACKENDS:
+        return backend
+    if backend not in (None, "auto"):
+        raise InvalidConfig(f"ipMasqBackend: unknown ipmasq backend {backend!r}")
+    from cni_plugins.linux.iptables import Iptables
+    from cni_plugins.linux.nftables import Nft
+
+    if not Iptables(4).available() and Nft().available():
+        return "nftables"
+    return "iptables"
+
+
+def setup(
+    backend: str | None,
+    addresses: Sequence[IPInterface],
+    network: str,
+    ifname: str,
+    container_id: str,
+) -> None:
+    """Install masquerading for ``addresses`` (``SetupIPMasqForNetworks``)."""
+    if resolve_backend(backend) == "nftables":
+        _nft_setup(addresses, network, ifname, container_id)
+        return
+    from cni_plugins.linux.iptables import Iptables, parse_save
+
+    chain = chain_name(network, container_id)
+    for family, rules in sorted(iptables_rules(addresses, network, container_id).items()):
+        ipt = Iptables(family)
+        _chains, existing = parse_save(ipt.save("nat"))
+        ipt.restore(iptables_setup(rules, existing, chain))
+
+
+def _nft_setup(
+    addresses: Sequence[IPInterface], network: str, ifname: str, container_id: str
+) -> None:
+    from cni_plugins.linux.nftables import Nft
+
+    nft = Nft()
+    existing = nft.list_rules(NFT_FAMILY, NFT_TABLE, NFT_MASQ_CHAIN)
+    stale = nft_rules_of(existing, nft_instance_hash(network, ifname, container_id))
+    nft.apply(nft_setup_commands(addresses, network, ifname, container_id, stale))
+
+
+def teardown(network: str, ifname: str, container_id: str) -> None:
+    """Remove this attachment's masquerading from both backends and both families
+    (the pod may have been added by another version or configuration).  Absent
+    rules are fine; a missing tool is fine.  No addresses needed."""
+    _remove_iptables_chains(lambda _rules: {chain_name(network, container_id)})
+    _nft_remove(lambda rules: nft_rules_of(rules, nft_instance_hash(network, ifname, container_id)))
+
+
+def gc(network: str, valid: Iterable[tuple[str, str]]) -> None:
+    """Remove masquerading of ``network`` attachments not in ``valid``
+    ((containerID, ifname) pairs), in both backends."""
+    valid = list(valid)
+    ids = {cid for cid, _ifname in valid}
+    _remove_iptables_chains(lambda rules: iptables_stale_chains(rules, network, ids))
+    keep = {nft_comment(network, ifname, cid) for cid, ifname in valid}
+
+    def stale_nft(rules: list[NftRule]) -> list[NftRule]:
+        mine = nft_rules_of(rules, nft_network_hash(network) + "-")
+        return [r for r in mine if r.comment not in keep]
+
+    _nft_remove(stale_nft)
+
+
+def _remove_iptables_chains(select: Callable[[list[list[str]]], set[str]]) -> None:
+    from cni_plugins.linux.iptables import Iptables, ToolNotFound, parse_save
+
+    errors: list[CNIError] = []
+    for family in (4, 6):
+        ipt = Iptables(family)
+        try:
+            chains, existing = parse_save(ipt.save("nat"))
+            ipt.restore(iptables_teardown(chains, existing, select(existing)))
+        except ToolNotFound:
+            continue
+        except CNIError as exc:
+            errors.append(exc)
+    if errors:
+        raise _joined(errors)
+
+
+def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]]) -> None:
+    from cni_plugins.linux.iptables import ToolNotFound
+    from cni_plugins.linux.nftables import Nft
+
+    nft = Nft()
+    try:
+        rules = nft.list_rules(NFT_FAMILY, NFT_TABLE, NFT_MASQ_CHAIN)
+    except ToolNotFound:
+        return
+    doomed = select(rules)
+    if doomed:
+        nft.apply(r.delete_command() for r in doomed)
+
+
+def check(
+    backend: str | None,
+    addresses: Sequence[IPInterface],
+    network: str,
+    ifname: str,
+    container_id: str,
+) -> None:
+    """CHECK: the masquerade rules for ``addresses`` are in place."""
+    if resolve_backend(backend) == "nftables":
+        from cni_plugins.linux.nftables import Nft
+
+        listed = Nft().list_rules(NFT_FAMILY, NFT_TABLE, NFT_MASQ_CHAIN)
+        mine = nft_rules_of(listed, nft_instance_hash(network, ifname, container_id))
+        if len(mine) < len(addresses):
+            raise CNIError(
+                f"nftables masquerade rules for {container_id} missing:"
+                f" {len(mine)} of {len(addresses)} found"
+            )
+        return
+    from cni_plugins.linux.iptables import Iptables, parse_save
+
+    for family, rules in sorted(iptables_rules(addresses, network, container_id).items()):
+        _chains, existing = parse_save(Iptables(family).save("nat"))
+        missing = [r for r in rules if r not in existing]
+        if missing:
+            raise CNIError(
+                f"masquerade rule missing in table nat: {' '.join(missing[0])}",
+                f"chain {chain_name(network, container_id)}",
+            )
+
+
+def _joined(errors: Sequence[CNIError]) -> CNIError:
+    if len(errors) == 1:
+        return errors[0]
+    return CNIError("; ".join(str(e) for e in errors))

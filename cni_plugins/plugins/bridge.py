@@ -1,0 +1,141 @@
+"""bridge: connect the pod to a Linux bridge on the node through a veth pair.
+
+The first plugin of a chain (a ``prevResult`` on ADD is ignored, as upstream).
+ADD creates or reuses the bridge, creates the veth (the pod end directly in the
+pod namespace), runs the IPAM plugin with the whole config, configures
+addresses/routes in the pod, puts the gateway on the bridge, and installs
+masquerading (iptables or nftables, reference chain names and comments).  Any
+failure undoes what this ADD did, IPAM reservation included.  DEL removes the
+pod interface, releases IPAM and removes masquerading even when the namespace
+is gone (the reference leaks the rules then, plugins#810).  CHECK verifies
+prevResult against the kernel; STATUS asks the IPAM plugin; GC forwards to IPAM
+and removes masquerading of attachments no longer valid (the reference has no GC).
+
+Config keys: see ``cni_plugins.bridge.config``.  Known limits: the bridge, its
+gateway address and a VLAN gateway interface are never removed (shared by pods);
+routes are not ECMP-merged as the reference's ``RouteAddEcmp`` does.
+"""
+
+from __future__ import annotations
+
+from cni_plugins.bridge.config import BridgeConf
+from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
+from cni_plugins.linux.netns import NetNSNotFound, open_netns_of
+from cni_plugins.spec import invoke, skel
+from cni_plugins.spec.errors import CNIError, InvalidConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
+
+    from cni_plugins.spec.args import CmdArgs
+    from cni_plugins.spec.types import Result
+
+
+def cmd_add(args: CmdArgs) -> Result:
+    from cni_plugins.bridge.add import add
+
+    conf = BridgeConf.parse(args)
+    with map_netlink_errors("bridge"):
+        return add(args, conf)
+
+
+def cmd_del(args: CmdArgs) -> None:
+    """Best effort: every step runs; the errors are raised together at the end."""
+    conf = BridgeConf.parse(args, for_add=False)
+    errors: list[CNIError] = []
+    if args.netns:
+        _collect(errors, _delete_interface, args)
+    if conf.ipam_type:
+        _collect(errors, invoke.delegate_del, conf.ipam_type, args.stdin, args)
+    if conf.mac_spoof_check:
+        from cni_plugins.bridge import spoofcheck
+
+        _collect(errors, spoofcheck.teardown, spoofcheck.ref_id(args.container_id, args.ifname))
+    if conf.ip_masq:
+        from cni_plugins.linux import ipmasq
+
+        _collect(errors, ipmasq.teardown, conf.name, args.ifname, args.container_id)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise CNIError("; ".join(str(e) for e in errors))
+
+
+def _delete_interface(args: CmdArgs) -> None:
+    from cni_plugins.bridge.container import delete_interface
+
+    try:
+        ns = open_netns_of(args)
+    except NetNSNotFound:
+        return  # gone with its interfaces; IPAM and rules are still ours to release
+    with ns, RouteSocket(ns) as pod, map_netlink_errors("bridge DEL"):
+        delete_interface(pod, args.ifname)
+
+
+def _collect(errors: list[CNIError], step: Callable[..., None], *a: object) -> None:
+    try:
+        step(*a)
+    except CNIError as exc:
+        errors.append(exc)
+
+
+def cmd_check(args: CmdArgs) -> None:
+    from cni_plugins.bridge.check import check
+
+    conf = BridgeConf.parse(args, for_add=False)
+    if args.prev_result is None:
+        raise InvalidConfig("Required prevResult missing")
+    if conf.ipam_type:
+        invoke.delegate_check(conf.ipam_type, args.stdin, args)
+    with map_netlink_errors("bridge CHECK"):
+        check(args, conf, args.prev_result)
+
+
+def cmd_status(args: CmdArgs) -> None:
+    conf = BridgeConf.parse(args, for_add=False)
+    if conf.ipam_type:
+        invoke.delegate_status(conf.ipam_type, args.stdin, args)
+
+
+def cmd_gc(args: CmdArgs) -> None:
+    """Forward GC to IPAM, then drop masquerading of attachments not listed in
+    ``cni.dev/valid-attachments`` (absent list: none is valid)."""
+    conf = BridgeConf.parse(args, for_add=False)
+    valid = _valid_attachments(args.config)
+    errors: list[CNIError] = []
+    if conf.ipam_type:
+        _collect(errors, invoke.delegate_gc, conf.ipam_type, args.stdin, args)
+    from cni_plugins.linux import ipmasq
+
+    _collect(errors, ipmasq.gc, conf.name, valid)
+    if errors:
+        raise errors[0] if len(errors) == 1 else CNIError("; ".join(map(str, errors)))
+
+
+def _valid_attachments(config: dict[str, object]) -> list[tuple[str, str]]:
+    raw = config.get("cni.dev/valid-attachments", config.get("cni.dev/attachments"))
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidConfig("cni.dev/valid-attachments: must be an array")
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
+            raise InvalidConfig("cni.dev/valid-attachments: entries need a containerID string")
+        out.append((item["containerID"], str(item.get("ifname", ""))))
+    return out
+
+
+PLUGIN = skel.Plugin(
+    "bridge", add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status, gc=cmd_gc
+)
+
+
+def main() -> NoReturn:
+    skel.main(PLUGIN)
+
+
+if __name__ == "__main__":
+    main()
