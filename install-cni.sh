@@ -87,10 +87,7 @@ while [ $# -gt 0 ]; do
 		usage
 		exit 0
 		;;
-	*)
-		usage
-		die "unknown argument: $1"
-		;;
+	*) die "unknown argument: $1 (see --help)" ;;
 	esac
 	shift
 done
