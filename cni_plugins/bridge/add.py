@@ -16,6 +16,7 @@ from cni_plugins.bridge import container, links, plan
 from cni_plugins.linux.netlink import RouteSocket
 from cni_plugins.linux.netns import open_netns_of
 from cni_plugins.spec import invoke
+from cni_plugins.spec.errors import CNIError
 from cni_plugins.spec.types import Interface, Result
 
 TYPE_CHECKING = False
@@ -77,6 +78,8 @@ def add(args: CmdArgs, conf: BridgeConf) -> Result:
 
 def _add(ctx: _Ctx) -> Result:
     conf, args = ctx.conf, ctx.args
+    if ctx.pod.find_link(args.ifname) is not None:  # before anything changes on the node
+        raise CNIError(links.exists_message(args.ifname, "(none)"))
     bridge = links.ensure_bridge(ctx.node, conf)
     host, cont = _veth(ctx, bridge)
     interfaces = [

@@ -9,11 +9,12 @@ ADDs on a fresh node all succeed.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from cni_plugins.bridge import plan
 from cni_plugins.linux import sysctl
-from cni_plugins.linux.netlink import NetlinkExistsError, NetlinkNotFoundError
+from cni_plugins.linux.netlink import NetlinkError, NetlinkExistsError, NetlinkNotFoundError
 from cni_plugins.linux.nlmsg import AF_INET, AF_INET6, BRIDGE_VLAN_INFO_PVID
 from cni_plugins.spec.errors import CNIError
 
@@ -46,6 +47,11 @@ def ensure_bridge(node: RouteSocket, conf: BridgeConf) -> Link:
         )
     except NetlinkExistsError:
         pass  # made earlier, or a parallel ADD just won the race
+    except NetlinkError as exc:
+        hint = ""
+        if exc.errno == errno.EOPNOTSUPP and conf.vlan_filtering:
+            hint = " (vlan/vlanTrunk need a kernel with CONFIG_BRIDGE_VLAN_FILTERING)"
+        raise CNIError(f'failed to create bridge "{name}": {exc.strerror}{hint}') from exc
     bridge = bridge_by_name(node, name)
     if conf.promisc_mode and not bridge.promisc:
         node.set_promisc(bridge.index, True)
@@ -75,7 +81,7 @@ def create_veth(
     Returns (host end, container end), both still down.
     """
     if pod.find_link(ifname) is not None:
-        raise CNIError(_exists_msg(ifname, "(none)"))
+        raise CNIError(exists_message(ifname, "(none)"))
     for _ in range(VETH_NAME_ATTEMPTS):
         host_name = random_veth_name()
         try:
@@ -89,12 +95,12 @@ def create_veth(
         except NetlinkExistsError:
             if node.find_link(host_name) is not None:
                 continue  # name collision on the host side: draw another
-            raise CNIError(_exists_msg(ifname, host_name)) from None
+            raise CNIError(exists_message(ifname, host_name)) from None
         return node.link(host_name), pod.link(ifname)
     raise CNIError("failed to find a unique veth name")
 
 
-def _exists_msg(ifname: str, peer: str) -> str:
+def exists_message(ifname: str, peer: str) -> str:
     return f'container veth name ("{ifname}") peer provided ("{peer}") already exists'
 
 
