@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "install-cni.sh"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ install-cni: \S")
+Starter = Callable[..., tuple[subprocess.Popen[bytes], Path]]
 PLUGINS = ("bridge", "flannel", "host-local", "loopback", "portmap")
 
 CONFLIST = {
@@ -64,7 +65,7 @@ def fake_plugin(tag: str, pad_kib: int = 0) -> bytes:
         "#!/bin/sh\n"
         + pad
         + 'if [ "$CNI_COMMAND" = VERSION ]; then\n'
-        + "  printf '%s\\n' '{\"cniVersion\":\"1.1.0\",\"supportedVersions\":"
+        + '  printf \'%s\\n\' \'{"cniVersion":"1.1.0","supportedVersions":'
         + f'["0.3.1","1.0.0","1.1.0"],"tag":"{tag}"}}\'\n'
         + "  exit 0\n"
         + "fi\n"
@@ -372,11 +373,17 @@ def test_broken_binary_refused_on_fresh_host(host: Host) -> None:
 
 
 BAD_CONFIGS = {
-    "syntax": ('{"name":"cbr0","cniVersion":"1.1.0","plugins":[{"type":"flannel"},]}', "invalid JSON"),
+    "syntax": (
+        '{"name":"cbr0","cniVersion":"1.1.0","plugins":[{"type":"flannel"},]}',
+        "invalid JSON",
+    ),
     "truncated": ('{"name":"cbr0","cniVersion":"1.1.0","plugins":[{"type":"flan', "invalid JSON"),
     "not-object": ('[{"type":"flannel"}]', "not a JSON object"),
     "empty": ("   \n", "empty"),
-    "trailing": ('{"name":"a","cniVersion":"1.1.0","plugins":[{"type":"x"}]} {}', "after the object"),
+    "trailing": (
+        '{"name":"a","cniVersion":"1.1.0","plugins":[{"type":"x"}]} {}',
+        "after the object",
+    ),
     "no-plugins": ('{"name":"cbr0","cniVersion":"1.1.0"}', '"plugins" array'),
     "empty-plugins": ('{"name":"cbr0","cniVersion":"1.1.0","plugins":[]}', "is empty"),
     "plugin-no-type": (
@@ -384,8 +391,14 @@ BAD_CONFIGS = {
         'plugins[1] has no "type"',
     ),
     "no-name": ('{"cniVersion":"1.1.0","plugins":[{"type":"flannel"}]}', '"name"'),
-    "version-number": ('{"name":"a","cniVersion":1.1,"plugins":[{"type":"x"}]}', "must be a string"),
-    "version-garbage": ('{"name":"a","cniVersion":"latest","plugins":[{"type":"x"}]}', "not a version"),
+    "version-number": (
+        '{"name":"a","cniVersion":1.1,"plugins":[{"type":"x"}]}',
+        "must be a string",
+    ),
+    "version-garbage": (
+        '{"name":"a","cniVersion":"latest","plugins":[{"type":"x"}]}',
+        "not a version",
+    ),
     "control-char": ('{"name":"a\tb","cniVersion":"1.1.0","plugins":[{"type":"x"}]}', "control"),
 }
 
@@ -477,7 +490,7 @@ def test_single_plugin_conf_name(host: Host) -> None:
 
 
 def test_warns_about_plugin_types_without_binary(host: Host) -> None:
-    cfg = {**CONFLIST, "plugins": [*CONFLIST["plugins"], {"type": "bandwidth"}]}  # type: ignore[list-item]
+    cfg = {**CONFLIST, "plugins": [*CONFLIST["plugins"], {"type": "bandwidth"}]}
     host.put_cfg(json.dumps(cfg))
     proc = host.run()
     assert proc.returncode == 0
@@ -494,7 +507,10 @@ def test_old_name_removed_other_files_kept(host: Host) -> None:
     (host.conf / "99-other.conflist").write_text("{}")
     proc = host.run()
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in host.conf.iterdir()) == ["10-flannel.conflist", "99-other.conflist"]
+    assert sorted(p.name for p in host.conf.iterdir()) == [
+        "10-flannel.conflist",
+        "99-other.conflist",
+    ]
     assert "removed old" in proc.stderr
 
 
@@ -604,7 +620,7 @@ def wait_for(pred: Callable[[], bool], timeout: float = 15.0) -> bool:
 
 
 @pytest.fixture
-def sidecar(host: Host, tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Path]]]:
+def sidecar(host: Host, tmp_path: Path) -> Iterator[Starter]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str, **extra: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -634,9 +650,7 @@ def process_group_gone(pgid: int) -> bool:
     return False
 
 
-def test_sidecar_follows_config_changes(
-    host: Host, sidecar: Callable[..., tuple[subprocess.Popen[bytes], Path]]
-) -> None:
+def test_sidecar_follows_config_changes(host: Host, sidecar: Starter) -> None:
     proc, log = sidecar(CNI_CONF_POLL_SECONDS="1")
     assert json.loads(host.conflist.read_text()) == CONFLIST
 
@@ -671,10 +685,8 @@ def test_sidecar_follows_config_changes(
         assert LOG_LINE.match(line), line
 
 
-def test_sidecar_exits_promptly_on_sigterm(
-    host: Host, sidecar: Callable[..., tuple[subprocess.Popen[bytes], Path]], tmp_path: Path
-) -> None:
-    proc, log = sidecar(CNI_CONF_POLL_SECONDS="300")
+def test_sidecar_exits_promptly_on_sigterm(host: Host, sidecar: Starter, tmp_path: Path) -> None:
+    proc, _log = sidecar(CNI_CONF_POLL_SECONDS="300")
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=5) == 0
@@ -684,7 +696,7 @@ def test_sidecar_exits_promptly_on_sigterm(
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_sleep_flag(host: Host, sidecar: Callable[..., tuple[subprocess.Popen[bytes], Path]]) -> None:
+def test_sleep_flag(host: Host, sidecar: Starter) -> None:
     proc, _ = sidecar("--sleep", SLEEP="false")
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
