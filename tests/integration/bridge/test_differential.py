@@ -48,7 +48,7 @@ def pair(make_node: Callable[..., Node]) -> tuple[Node, Node]:
     return make_node("go"), make_node("go")
 
 
-CASES = {
+CASES: dict[str, dict[str, Any]] = {
     "v4-masq-hairpin-mtu": {"ipMasq": True, "hairpinMode": True, "mtu": 1450},
     "default-gateway": {"isDefaultGateway": True, "ipMasq": True},
     "no-gateway": {"isGateway": False},
