@@ -40,7 +40,7 @@ EXCLUDES = [
     "urllib", "html", "sqlite3", "multiprocessing", "asyncio", "concurrent",
     "distutils", "setuptools", "pkg_resources", "lib2to3", "pyroute2", "netaddr",
     "jsonschema", "pytest", "hypothesis", "_pytest", "curses", "readline",
-    "bz2", "lzma", "decimal", "_decimal", "ssl", "_ssl", "hashlib", "_hashlib",
+    "bz2", "lzma", "decimal", "_decimal", "ssl", "_ssl",
     "pickle", "_pickle", "csv", "zipfile", "tarfile", "gettext", "calendar",
     "logging", "argparse", "optparse", "getopt", "difflib", "pdb", "cProfile",
     "profile", "pstats", "tracemalloc", "webbrowser", "socketserver", "mailbox",
