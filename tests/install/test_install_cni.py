@@ -41,20 +41,43 @@ CONFLIST = {
 }
 
 
+@dataclass(frozen=True)
+class Shell:
+    argv: list[str]
+    path: str  # PATH given to install-cni.sh
+
+
 def _shells() -> list[object]:
     params: list[object] = []
-    for ident, argv in (("dash", ["dash"]), ("busybox", ["busybox", "sh"])):
+    for ident, argv in (
+        ("dash", ["dash"]),
+        ("busybox", ["busybox", "sh"]),
+        ("busybox-applets", ["busybox", "sh"]),  # PATH = busybox applets only
+    ):
         marks = []
         if shutil.which(argv[0]) is None:
             marks.append(pytest.mark.skip(reason=f"{argv[0]} not installed"))
-        params.append(pytest.param(argv, id=ident, marks=marks))
+        params.append(pytest.param((ident, argv), id=ident, marks=marks))
     return params
 
 
+@pytest.fixture(scope="session")
+def busybox_applets(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A directory holding only busybox applet links: a busybox-image userland."""
+    applets = tmp_path_factory.mktemp("busybox-applets")
+    busybox = shutil.which("busybox")
+    assert busybox is not None
+    subprocess.run([busybox, "--install", "-s", str(applets)], check=True)
+    return str(applets)
+
+
 @pytest.fixture(params=_shells())
-def shell(request: pytest.FixtureRequest) -> list[str]:
-    argv: list[str] = request.param
-    return argv
+def shell(request: pytest.FixtureRequest) -> Shell:
+    ident, argv = request.param
+    if ident == "busybox-applets":
+        path: str = request.getfixturevalue("busybox_applets")
+        return Shell(argv, path)
+    return Shell(argv, PATH)
 
 
 def fake_plugin(tag: str, pad_kib: int = 0) -> bytes:
@@ -83,7 +106,7 @@ BROKEN = {
 @dataclass
 class Host:
     root: Path
-    shell: list[str]
+    shell: Shell
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -128,7 +151,7 @@ class Host:
         tmpdir = self.root / "tmp"
         tmpdir.mkdir(exist_ok=True)
         env = {
-            "PATH": PATH,
+            "PATH": self.shell.path,
             "TMPDIR": str(tmpdir),
             "CNI_BIN_SRC": str(self.src),
             "CNI_BIN_DIR": str(self.bin),
@@ -141,7 +164,7 @@ class Host:
         return env
 
     def argv(self, *args: str) -> list[str]:
-        return [*self.shell, str(SCRIPT), *args]
+        return [*self.shell.argv, str(SCRIPT), *args]
 
     def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -158,7 +181,7 @@ class Host:
 
 
 @pytest.fixture
-def host(tmp_path: Path, shell: list[str]) -> Host:
+def host(tmp_path: Path, shell: Shell) -> Host:
     h = Host(tmp_path, shell)
     for name in PLUGINS:
         h.put_src(name, fake_plugin("v2"))
@@ -311,9 +334,9 @@ def test_upgrade_under_constant_execution(host: Host, tmp_path: Path) -> None:
     assert host.run().returncode == 0
     files = {k: tmp_path / k for k in ("stop", "seen", "errors", "result")}
     loop = subprocess.Popen(
-        [*host.shell, "-c", LOOP],
+        [*host.shell.argv, "-c", LOOP],
         env={
-            "PATH": PATH,
+            "PATH": host.shell.path,
             "BIN": str(host.bin),
             **{k.upper(): str(v) for k, v in files.items()},
         },
@@ -707,7 +730,7 @@ def test_sleep_flag(host: Host, sidecar: Starter) -> None:
 
 
 @pytest.mark.binaries
-def test_installs_the_built_binaries(tmp_path: Path, shell: list[str]) -> None:
+def test_installs_the_built_binaries(tmp_path: Path, shell: Shell) -> None:
     dist = REPO / "dist" / "bin"
     if not dist.is_dir() or not any(dist.iterdir()):
         pytest.skip("dist/bin not built")
