@@ -47,10 +47,9 @@ def result_to_wire(result: Result, version: str) -> JSON:
         out["interfaces"] = [_iface_to_wire(i, rich) for i in result.interfaces]
         out["ips"] = [_ip_to_wire(ip, with_version=shape == versions.V04) for ip in result.ips]
         out["routes"] = [_route_to_wire(r, rich) for r in result.routes]
-        if not out["interfaces"]:
-            del out["interfaces"]
-        if not out["routes"]:
-            del out["routes"]
+        for key in ("interfaces", "ips", "routes"):  # omitted when empty, as Go does
+            if not out[key]:
+                del out[key]
     if not result.dns.is_empty():
         out["dns"] = _dns_to_wire(result.dns)
     return out
