@@ -469,7 +469,10 @@ install_conf() {
 			log "WARNING: the configuration uses plugin \"$_t\", which is not in $CNI_BIN_DIR"
 		fi
 	done
-	write_conf "$STATE/rendered.new" || return 1
+	if ! write_conf "$STATE/rendered.new"; then
+		rm -f "$STATE/source.seen" # not installed: the sidecar retries at its next poll
+		return 1
+	fi
 	mv -f "$STATE/rendered.new" "$STATE/rendered"
 	return 0
 }
