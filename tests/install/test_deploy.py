@@ -1,7 +1,7 @@
 """deploy/: the kube-flannel manifest and the image recipe.
 
-The manifest is parsed as multi-document YAML (PyYAML from the venv, else the
-system python3's, else the tests are skipped) and checked for the fields a
+The manifest is parsed as multi-document YAML (PyYAML, locked in
+requirements-dev.txt) and checked for the fields a
 flannel node needs, and for consistency with install-cni.sh and the recipe.
 docker cannot run here, so the recipe is checked through
 deploy/assemble-image-tree.sh, which builds the same file tree in a directory.
@@ -9,7 +9,6 @@ deploy/assemble-image-tree.sh, which builds the same file tree in a directory.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -32,32 +32,7 @@ Obj = dict[str, Any]
 
 
 def load_yaml_documents(path: Path) -> list[Obj]:
-    text = path.read_text()
-    try:
-        yaml = importlib.import_module("yaml")
-    except ImportError:
-        python = shutil.which("python3", path="/usr/bin:/bin")
-        if python is None:
-            pytest.skip("PyYAML not available")
-        proc = subprocess.run(
-            [
-                python,
-                "-c",
-                "import json, sys, yaml;"
-                " json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)",
-            ],
-            input=text,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            if "No module named 'yaml'" in proc.stderr:
-                pytest.skip("PyYAML not available")
-            raise AssertionError(proc.stderr) from None
-        docs: list[Obj | None] = json.loads(proc.stdout)
-    else:
-        docs = list(yaml.safe_load_all(text))
+    docs: list[Obj | None] = list(yaml.safe_load_all(path.read_text()))
     return [d for d in docs if d is not None]
 
 
