@@ -35,6 +35,7 @@ PLUGINS = {
 
 # Never imported at run time, but reachable through the stdlib's optional
 # imports; excluding them keeps the archive (and its unpack time) small.
+# fmt: off
 EXCLUDES = [
     "tkinter", "unittest", "pydoc", "doctest", "email", "http", "xml", "xmlrpc",
     "urllib", "html", "sqlite3", "multiprocessing", "asyncio", "concurrent",
@@ -46,6 +47,7 @@ EXCLUDES = [
     "profile", "pstats", "tracemalloc", "webbrowser", "socketserver", "mailbox",
     "inspect", "pkgutil", "dis", "ast",
 ]
+# fmt: on
 
 
 def version_string() -> str:
@@ -54,11 +56,15 @@ def version_string() -> str:
     try:
         rev = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return __version__
@@ -83,16 +89,23 @@ def build_one(binary: str, module: str, out: Path, version: str) -> Path:
     args = [
         str(entry),
         "--onefile",
-        "--name", binary,
-        "--distpath", str(out),
-        "--workpath", str(WORK / "pyi" / binary),
-        "--specpath", str(WORK / "spec"),
-        "--paths", str(REPO),
-        "--optimize", "2",
+        "--name",
+        binary,
+        "--distpath",
+        str(out),
+        "--workpath",
+        str(WORK / "pyi" / binary),
+        "--specpath",
+        str(WORK / "spec"),
+        "--paths",
+        str(REPO),
+        "--optimize",
+        "2",
         "--strip",
         "--noupx",
         "--noconfirm",
-        "--log-level", "WARN",
+        "--log-level",
+        "WARN",
     ]
     for name in EXCLUDES:
         args += ["--exclude-module", name]
@@ -103,10 +116,15 @@ def build_one(binary: str, module: str, out: Path, version: str) -> Path:
 
 def _source_date_epoch() -> str:
     try:
-        return subprocess.run(
-            ["git", "-C", str(REPO), "log", "-1", "--format=%ct"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip() or "0"
+        return (
+            subprocess.run(
+                ["git", "-C", str(REPO), "log", "-1", "--format=%ct"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            or "0"
+        )
     except (OSError, subprocess.CalledProcessError):
         return "0"
 
