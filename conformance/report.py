@@ -54,6 +54,8 @@ class ConformanceTable:
             lambda: dict.fromkeys(COLUMNS, 0)
         )
         for plugin, version, outcome in self.state.values():
+            if plugin == "-" and outcome == "n/a":
+                continue  # checks whose plugin list was filtered away by --plugins
             table[(plugin, version)][outcome] += 1
         return table
 
