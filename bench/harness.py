@@ -1,0 +1,593 @@
+"""Ours vs the Go reference plugins, side by side, in one run (issue 8).
+
+Scenarios (each implementation in its own throwaway node namespace; every
+iteration alternates which one goes first; warm-up iterations are discarded):
+
+- ``ip netns exec`` alone: the constant every in-namespace row below includes;
+- VERSION of each binary (whole process, no namespace);
+- host-local ADD/DEL alone (IPAM only);
+- bridge + host-local ADD/DEL on a fresh pod netns (without and with ipMasq);
+- the flannel + portmap conflist ADD/DEL on a fresh pod netns, driven like libcni.
+  Go has no flannel: its chain starts with Go bridge given the very config our
+  flannel renders, so "step 1" compares flannel>bridge>host-local with
+  bridge>host-local (one process fewer for Go);
+- 20 concurrent pod ADDs, then 20 concurrent DELs (batch wall time);
+- the conflist again with 2,000 unrelated rules in the node's nat table;
+- peak RSS per process kind, and binary sizes.
+
+portmap is optional on our side: without it the conflist is flannel alone for
+both implementations and the portmap rows say n/a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from bench import stats
+from bench.cni import (
+    STEP_SEP,
+    SUBNET_ENV,
+    Impl,
+    Json,
+    Pod,
+    Recorder,
+    Step,
+    StepFailed,
+    bridge_conf,
+    chain_add,
+    chain_del,
+    flannel_conf,
+    host_local_conf,
+    new_pod,
+    portmap_conf,
+    rendered_delegate,
+    step_label,
+    total_label,
+)
+from bench.proc import BASE_ENV, run, run_checked
+from bench.world import IP, World, filler_rules, leftover_namespaces, which
+
+REPO = Path(__file__).resolve().parent.parent
+PLUGINS = ("flannel", "bridge", "host-local", "loopback", "portmap")
+PLUGIN_MODULES = {
+    "bridge": "bridge",
+    "flannel": "flannel",
+    "host-local": "host_local",
+    "loopback": "loopback",
+    "portmap": "portmap",
+}
+FAILURES_BEFORE_GIVING_UP = 3
+CONCURRENT_PODS = 20
+FILLER_RULES = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    ours: Path
+    go: Path
+    runs: int
+    warmup: int
+    batches: int
+    quick: bool
+    out: Path | None
+    source_tree: bool
+    command: str
+
+
+@dataclass
+class Bench:
+    opts: Options
+    world: World
+    rec: Recorder = field(default_factory=Recorder)
+    impls: list[Impl] = field(default_factory=list)
+    _failures: dict[tuple[str, str], int] = field(default_factory=dict)
+    _pods: int = 0
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        ours_dir = self.opts.ours
+        if self.opts.source_tree:
+            ours_dir = write_source_wrappers(self.world.tmp / "source-bin")
+        self.impls = [Impl("ours", ours_dir), Impl("go", self.opts.go)]
+        for impl in self.impls:
+            impl.node = self.world.add_netns(f"{impl.key}-node")
+            impl.work = self.world.tmp / impl.key
+            impl.work.mkdir()
+            (impl.work / "subnet.env").write_text(SUBNET_ENV)
+
+    @property
+    def ours(self) -> Impl:
+        return self.impls[0]
+
+    @property
+    def has_portmap(self) -> bool:
+        return all(impl.has("portmap") for impl in self.impls)
+
+    # -- iteration machinery ---------------------------------------------------------------
+
+    def iterate(self, scenario: str, body: Callable[[Impl], None], runs: int) -> None:
+        """Warm-up then ``runs`` measured iterations, alternating A/B order."""
+        for i in range(-self.opts.warmup, runs):
+            self.rec.warmup = i < 0
+            order = self.impls if i % 2 == 0 else list(reversed(self.impls))
+            for impl in order:
+                key = (scenario, impl.key)
+                if self._failures.get(key, 0) >= FAILURES_BEFORE_GIVING_UP:
+                    continue
+                try:
+                    body(impl)
+                except (StepFailed, RuntimeError) as exc:
+                    self._failures[key] = self._failures.get(key, 0) + 1
+                    self.rec.errors.append(f"{scenario} [{impl.key}]: {exc}")
+        self.rec.warmup = False
+
+    def next_pod(self, impl: Impl, netns_name: str) -> Pod:
+        self._pods += 1
+        cid = f"cnib{self.world.token}{impl.key}{self._pods:05d}"
+        return new_pod(cid, netns_name, 30000 + self._pods % 20000)
+
+    @contextmanager
+    def pod_netns(self, impl: Impl) -> Iterator[str]:
+        name = self.world.add_netns(f"{impl.key}-pod")
+        try:
+            yield name
+        finally:
+            self.world.del_netns(name)
+
+    def cycle(self, impl: Impl, steps: Sequence[Step], prefix: str) -> None:
+        """ADD then DEL on a fresh pod netns; on failure, clean up unmeasured."""
+        with self.pod_netns(impl) as ns:
+            pod = self.next_pod(impl, ns)
+            cached: Json | None = None
+            try:
+                cached = chain_add(impl, steps, pod, self.rec, prefix=prefix)
+                chain_del(impl, steps, pod, cached, self.rec, prefix=prefix)
+            except StepFailed:
+                try:
+                    chain_del(impl, steps, pod, cached, Recorder(enabled=False), prefix=prefix)
+                except StepFailed:
+                    pass
+                raise
+
+    # -- scenarios ---------------------------------------------------------------------------
+
+    def conflist(self, impl: Impl) -> list[Step]:
+        first_label = "flannel>bridge>host-local (Go: bridge>host-local)"
+        if impl.key == "ours":
+            steps = [Step("flannel", flannel_conf(impl.work), first_label)]
+        else:
+            steps = [Step("bridge", rendered_delegate(impl.work), first_label)]
+        if self.has_portmap:
+            steps.append(Step("portmap", portmap_conf(), "portmap"))
+        return steps
+
+    def conflist_prefix(self, extra: str = "") -> str:
+        what = "flannel+portmap" if self.has_portmap else "flannel; portmap n/a"
+        return f"pod {{verb}} ({what}{extra})"
+
+    def declare_conflist(self, prefix: str) -> None:
+        first = Step("-", {}, "flannel>bridge>host-local (Go: bridge>host-local)")
+        port = Step("portmap", {}, "portmap")
+        for verb in ("ADD", "DEL"):
+            if self.has_portmap:
+                self.rec.declare(
+                    total_label(prefix, verb),
+                    step_label(prefix, verb, first),
+                    step_label(prefix, verb, port),
+                )
+                continue
+            # One step only: its row is the total; say why portmap is missing.
+            missing = total_label(prefix, verb) + STEP_SEP + port.label
+            self.rec.declare(total_label(prefix, verb), missing)
+            for impl in self.impls:
+                why = "not built yet" if not impl.has("portmap") else "not run: ours has none"
+                self.rec.note(missing, impl.key, why)
+
+    def scenario_baseline(self) -> None:
+        label = "harness: `ip netns exec <node> true` (part of every ADD/DEL row)"
+        true = which("true")
+
+        def body(impl: Impl) -> None:
+            m = run([IP, "netns", "exec", impl.node, true], b"", BASE_ENV)
+            if not m.ok:
+                raise RuntimeError(m.describe())
+            self.rec.add(label, impl.key, m.wall_ms)
+
+        self.iterate("baseline", body, self.opts.runs)
+
+    def scenario_version(self) -> None:
+        for plugin in PLUGINS:
+            self.rec.declare(f"VERSION {plugin}")
+            for impl in self.impls:
+                if not impl.has(plugin):
+                    why = "no Go flannel" if impl.key == "go" else "not built yet"
+                    self.rec.note(f"VERSION {plugin}", impl.key, why)
+
+        def body(impl: Impl) -> None:
+            for plugin in PLUGINS:
+                if impl.has(plugin):
+                    m = impl.version(plugin, rss=self.rec.want_rss)
+                    if not m.ok:
+                        raise RuntimeError(m.describe())
+                    self.rec.add(f"VERSION {plugin}", impl.key, m.wall_ms, m.maxrss_kib)
+
+        self.iterate("VERSION", body, self.opts.runs)
+
+    def scenario_host_local(self) -> None:
+        prefix = "host-local {verb} (IPAM only)"
+
+        def body(impl: Impl) -> None:
+            steps = [Step("host-local", host_local_conf(impl.work), "host-local")]
+            pod = self.next_pod(impl, "-")
+            pod = Pod(pod.container_id, "/dev/null", pod.host_port)
+            cached = chain_add(impl, steps, pod, self.rec, prefix=prefix)
+            chain_del(impl, steps, pod, cached, self.rec, prefix=prefix)
+
+        self.iterate("host-local", body, self.opts.runs)
+
+    def scenario_bridge(self, *, ip_masq: bool) -> None:
+        prefix = "bridge+host-local {verb}" + (", ipMasq" if ip_masq else "")
+        bridge, subnet = ("cnib-brm", "10.246.0.0/24") if ip_masq else ("cnib-br", "10.245.0.0/24")
+
+        def body(impl: Impl) -> None:
+            conf = bridge_conf(impl.work, bridge=bridge, subnet=subnet, ip_masq=ip_masq)
+            self.cycle(impl, [Step("bridge", conf, "bridge>host-local")], prefix)
+
+        self.iterate(total_label(prefix, "ADD/DEL"), body, self.opts.runs)
+
+    def scenario_conflist(self, extra: str = "") -> None:
+        prefix = self.conflist_prefix(extra)
+        self.declare_conflist(prefix)
+        self.iterate(
+            total_label(prefix, "ADD/DEL"),
+            lambda impl: self.cycle(impl, self.conflist(impl), prefix),
+            self.opts.runs,
+        )
+
+    def scenario_concurrent(self) -> None:
+        what = "flannel+portmap" if self.has_portmap else "flannel; portmap n/a"
+        add_label = f"{CONCURRENT_PODS} concurrent pod ADDs ({what}), batch wall"
+        del_label = f"{CONCURRENT_PODS} concurrent pod DELs ({what}), batch wall"
+        self.rec.declare(add_label, del_label)
+
+        def body(impl: Impl) -> None:
+            steps = self.conflist(impl)
+            names: list[str] = []
+            try:
+                for _ in range(CONCURRENT_PODS):
+                    names.append(self.world.add_netns(f"{impl.key}-cp"))
+                pods = [self.next_pod(impl, n) for n in names]
+                results: list[Json | None] = [None] * len(pods)
+                scratch = Recorder(enabled=False)
+
+                def add(j: int) -> None:
+                    results[j] = chain_add(impl, steps, pods[j], scratch, prefix="")
+
+                def delete(j: int) -> None:
+                    chain_del(impl, steps, pods[j], results[j], scratch, prefix="")
+
+                add_ms, add_errors = run_parallel(add, len(pods))
+                del_ms, del_errors = run_parallel(delete, len(pods))
+                if add_errors or del_errors:
+                    raise RuntimeError("; ".join((add_errors + del_errors)[:3]))
+                self.rec.add(add_label, impl.key, add_ms)
+                self.rec.add(del_label, impl.key, del_ms)
+            finally:
+                for name in names:
+                    self.world.del_netns(name)
+
+        self.iterate("concurrent", body, self.opts.batches)
+
+    def load_filler(self) -> None:
+        restore = which("iptables-restore")
+        iptables = which("iptables")
+        script = filler_rules(FILLER_RULES)
+        for impl in self.impls:
+            run_checked([IP, "netns", "exec", impl.node, restore, "--noflush"], script)
+            listed = run_checked([IP, "netns", "exec", impl.node, iptables, "-t", "nat", "-S"])
+            rules = sum(1 for line in listed.splitlines() if line.startswith(b"-A CNIB-FILLER"))
+            if rules != FILLER_RULES:
+                raise RuntimeError(
+                    f"{impl.node}: expected {FILLER_RULES} filler rules, got {rules}"
+                )
+
+    def check_delegate_matches(self) -> None:
+        """Our flannel's saved delegate config must equal what Go bridge is given."""
+        impl = self.ours
+        steps = self.conflist(impl)[:1]
+        with self.pod_netns(impl) as ns:
+            pod = self.next_pod(impl, ns)
+            scratch = Recorder(enabled=False)
+            cached = chain_add(impl, steps, pod, scratch, prefix="")
+            try:
+                saved = json.loads((impl.work / "flannel" / pod.container_id).read_bytes())
+                expected = rendered_delegate(impl.work)
+                saved.pop("prevResult", None)
+                if saved != expected:
+                    self.rec.errors.append(
+                        f"our flannel saved {saved!r}, but the Go chain is given {expected!r}"
+                    )
+            finally:
+                chain_del(impl, steps, pod, cached, scratch, prefix="")
+
+    def run(self) -> None:
+        self.setup()
+        try:
+            self.check_delegate_matches()
+        except StepFailed as exc:
+            self.rec.errors.append(f"delegate check: {exc}")
+        self.scenario_baseline()
+        self.scenario_version()
+        self.scenario_host_local()
+        self.scenario_bridge(ip_masq=False)
+        if not self.opts.quick:
+            self.scenario_bridge(ip_masq=True)
+        self.scenario_conflist()
+        self.scenario_concurrent()
+        self.load_filler()
+        self.scenario_conflist(f", {FILLER_RULES:,} nat rules")
+
+
+def run_parallel(fn: Callable[[int], None], count: int) -> tuple[float, list[str]]:
+    """Run fn(0..count-1) in threads at once; (wall ms, error texts)."""
+    errors: list[str] = []
+
+    def wrapped(j: int) -> None:
+        try:
+            fn(j)
+        except (StepFailed, OSError, ValueError) as exc:  # reported; the batch goes on
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=wrapped, args=(j,), daemon=True) for j in range(count)]
+    start = time.perf_counter_ns()
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    except KeyboardInterrupt:
+        # Let the running plugins finish before the namespaces go away.
+        for t in threads:
+            t.join(timeout=60)
+        raise
+    return (time.perf_counter_ns() - start) / 1e6, errors
+
+
+def write_source_wrappers(directory: Path) -> Path:
+    """Executables running the plugins of this source tree (no build needed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for binary, module in PLUGIN_MODULES.items():
+        if not (REPO / "cni_plugins" / "plugins" / f"{module}.py").exists():
+            continue
+        path = directory / binary
+        path.write_text(
+            f"#!{sys.executable} -I\n"
+            f"import sys\nsys.path.insert(0, {str(REPO)!r})\n"
+            f"from cni_plugins.plugins.{module} import main\nmain()\n"
+        )
+        path.chmod(0o755)
+    return directory
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def machine_info(opts: Options, started: datetime.datetime, load: tuple[str, str]) -> list[str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    about = ""
+    flannel = opts.ours / "flannel"
+    if flannel.exists() and not opts.source_tree:
+        m = run([str(flannel)], b"", {"PATH": BASE_ENV["PATH"]})
+        about = m.stderr.decode(errors="replace").splitlines()[0] if m.stderr else ""
+    go_version = _dpkg_version("containernetworking-plugins")
+    ours = "source tree (script wrappers)" if opts.source_tree else f"{opts.ours} {about}".strip()
+    return [
+        f"- date: {started.isoformat(timespec='seconds')}",
+        f"- command: `{opts.command}`",
+        f"- CPU: {cpu}; cores: {os.cpu_count()}; kernel: {platform.release()}",
+        f"- load average (1 min) at start / end: {load[0]} / {load[1]}",
+        f"- ours: {ours}",
+        f"- Go: {opts.go} (containernetworking-plugins {go_version})",
+        f"- python: {platform.python_version()}; runs: {opts.runs} (+{opts.warmup} warm-up), "
+        f"concurrent batches: {opts.batches}{'; --quick' if opts.quick else ''}",
+    ]
+
+
+def _dpkg_version(package: str) -> str:
+    try:
+        dpkg = which("dpkg-query")
+    except RuntimeError:
+        return "?"
+    m = run([dpkg, "-W", "-f", "${Version}", package], b"", BASE_ENV)
+    return m.stdout.decode().strip() if m.ok else "?"
+
+
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+def display_label(label: str) -> str:
+    """A step row is shown under its total row as ``↳ step``."""
+    if STEP_SEP in label:
+        return "↳ " + label.split(STEP_SEP, 1)[1]
+    return label
+
+
+def timing_table(rec: Recorder) -> str:
+    rows = []
+    for label in rec.rows:
+        ours = stats.summarize(rec.times.get((label, "ours"), []))
+        go = stats.summarize(rec.times.get((label, "go"), []))
+        rows.append(
+            stats.timing_row(
+                display_label(label),
+                ours,
+                go,
+                ours_note=rec.notes.get((label, "ours"), "failed, see errors"),
+                reference_note=rec.notes.get((label, "go"), "failed, see errors"),
+            )
+        )
+    return stats.markdown_table(stats.TIMING_HEADERS, rows)
+
+
+def memory_table(rec: Recorder) -> str:
+    rows = []
+    for label in rec.rows:
+        ours = rec.rss.get((label, "ours"))
+        go = rec.rss.get((label, "go"))
+        if ours is None and go is None:
+            continue
+        r = stats.ratio(float(ours) if ours else None, float(go) if go else None)
+        shown = label.replace(STEP_SEP, ": ")
+        rows.append([shown, stats.fmt_mib(ours), stats.fmt_mib(go), stats.fmt_ratio(r)])
+    headers = ("process (tree)", "ours max RSS MiB", "Go max RSS MiB", "ours/Go")
+    return stats.markdown_table(headers, rows)
+
+
+def size_table(impls: Sequence[Impl]) -> str:
+    rows = []
+    for plugin in PLUGINS:
+        sizes: list[int | None] = []
+        for impl in impls:
+            path = impl.bin_dir / plugin
+            sizes.append(path.stat().st_size // 1024 if path.is_file() else None)
+        ours, go = sizes
+        r = stats.ratio(float(ours) if ours else None, float(go) if go else None)
+        rows.append([plugin, stats.fmt_mib(ours), stats.fmt_mib(go), stats.fmt_ratio(r)])
+    return stats.markdown_table(("binary", "ours MiB", "Go MiB", "ours/Go"), rows)
+
+
+def render_report(bench: Bench, info: list[str]) -> str:
+    rec = bench.rec
+    parts = [
+        "# CNI plugin benchmark: ours vs Go reference",
+        "",
+        *info,
+        "",
+        "Wall time of whole processes, milliseconds (median, 10th-90th percentile), ratio of "
+        "medians ours/Go. Conflist rows are the sum of their steps; each step is one "
+        "runtime-level exec under `ip netns exec` (see the harness row).",
+        "",
+        timing_table(rec),
+        "Peak RSS (`ru_maxrss` from wait4: the largest process of the tree, e.g. the "
+        "onefile bootloader or its Python child, a delegate, iptables; not a sum).",
+        "",
+        memory_table(rec),
+        "Binary sizes.",
+        "",
+        size_table(bench.impls),
+    ]
+    if rec.errors:
+        parts += ["Errors (first 10):", ""]
+        parts += [f"- {e}" for e in rec.errors[:10]]
+        parts.append("")
+    return "\n".join(parts)
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py", description="CNI plugins: ours vs the Go reference, as ratios."
+    )
+    parser.add_argument("--ours", type=Path, default=REPO / "dist" / "bin")
+    parser.add_argument("--go", type=Path, default=Path("/usr/lib/cni"))
+    parser.add_argument("--runs", type=int, help="measured iterations (default 15, quick 3)")
+    parser.add_argument("--quick", action="store_true", help="few runs, one warm-up (CI)")
+    parser.add_argument("--out", type=Path, help="also write the markdown report here")
+    parser.add_argument(
+        "--source-tree",
+        action="store_true",
+        help="benchmark this source tree via script wrappers instead of --ours",
+    )
+    ns = parser.parse_args(argv)
+    runs = ns.runs if ns.runs is not None else (3 if ns.quick else 15)
+    if runs < 1:
+        parser.error("--runs must be at least 1")
+    return Options(
+        ours=ns.ours.resolve(),
+        go=ns.go.resolve(),
+        runs=runs,
+        warmup=1 if ns.quick else 2,
+        batches=1 if ns.quick else min(runs, 3),
+        quick=ns.quick,
+        out=ns.out,
+        source_tree=ns.source_tree,
+        command=shlex.join(["python", *(sys.argv if argv is None else ["bench/run.py", *argv])]),
+    )
+
+
+def preflight(opts: Options) -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (it creates network namespaces)"
+    needed = [("go", opts.go, p) for p in ("bridge", "host-local")]
+    if not opts.source_tree:
+        needed += [("ours", opts.ours, p) for p in ("flannel", "bridge", "host-local")]
+    missing = [f"{who}: {d / p}" for who, d, p in needed if not (d / p).is_file()]
+    if missing:
+        hint = " (build ours with .venv/bin/python build/build.py, or use --source-tree)"
+        return "missing binaries: " + ", ".join(missing) + hint
+    return None
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
+    problem = preflight(opts)
+    if problem:
+        print(f"bench: {problem}", file=sys.stderr)
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    started = datetime.datetime.now(datetime.UTC)
+    load_start = loadavg()
+    t0 = time.monotonic()
+    world = World()
+    token = world.token
+    try:
+        with world:
+            bench = Bench(opts, world)
+            bench.run()
+    except KeyboardInterrupt:
+        print("bench: interrupted; namespaces and files removed", file=sys.stderr)
+        return 130
+    finally:
+        left = leftover_namespaces(token)
+        if left:
+            print(f"bench: namespaces left behind: {', '.join(left)}", file=sys.stderr)
+    info = machine_info(opts, started, (load_start, loadavg()))
+    info.append(f"- harness wall time: {time.monotonic() - t0:.0f} s; namespaces: `cnib-{token}-*`")
+    report = render_report(bench, info)
+    print(report)
+    if opts.out:
+        opts.out.write_text(report)
+    return 1 if left else 0
