@@ -1,0 +1,279 @@
+"""Thin apply layer: the layouts of ``chains`` / ``nft`` onto the node.
+
+iptables: one ``-save`` and at most one ``-restore --noflush`` per family per
+invocation.  nftables: one ``nft -j list`` per family and one ``nft -f -``
+transaction for all families.  Removal (DEL, GC) needs neither addresses nor
+mappings: the per-container chain name and the nft comment are deterministic,
+and both backends are cleaned (the pod may have been added by another version
+or configuration), skipping tools that are not installed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from cni_plugins.portmap import chains, nft
+from cni_plugins.spec.errors import CNIError, PluginNotAvailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from cni_plugins.linux.nftables import Nft, NftRule
+    from cni_plugins.portmap.config import PortMapConf, PortMapping
+    from cni_plugins.spec.types import IPAddress, IPInterface
+
+
+def log(message: str) -> None:
+    print(f"portmap: {message}", file=sys.stderr)
+
+
+# -- ADD --------------------------------------------------------------------------------------
+
+
+def forward(
+    conf: PortMapConf, network: str, container_id: str, addresses: Sequence[IPInterface]
+) -> None:
+    """Install the mappings for each container address (at most one per family),
+    then flush stale UDP conntrack entries and, for IPv4 with ``snat``, allow
+    127/8 sources towards the container (``route_localnet``), in the
+    reference's order.  On failure everything this container has is removed."""
+    try:
+        if conf.backend == "nftables":
+            _nft_forward(conf, container_id, addresses)
+        for address in addresses:
+            if conf.backend == "iptables":
+                _iptables_forward(conf, network, container_id, address)
+            flush_udp_conntrack(conf.mappings, address.version)
+            if conf.snat and address.version == 4:
+                enable_route_localnet(address.ip)
+    except BaseException:
+        try:
+            unforward(network, container_id)
+        except CNIError as exc:
+            log(f"undo after a failed ADD failed too: {exc}")
+        raise
+
+
+def _iptables_forward(
+    conf: PortMapConf, network: str, container_id: str, address: IPInterface
+) -> None:
+    from cni_plugins.linux.iptables import Iptables, parse_save
+
+    ipt = Iptables(address.version)
+    existing_chains, existing_rules = parse_save(ipt.save("nat"))
+    layout = chains.layout(conf, network, container_id, address)
+    ipt.restore(chains.setup(layout, existing_chains, existing_rules))
+
+
+def _nft_forward(conf: PortMapConf, container_id: str, addresses: Sequence[IPInterface]) -> None:
+    from cni_plugins.linux.nftables import Nft
+
+    client = Nft()
+    commands: list[str] = []
+    for address in addresses:
+        listed = client.list_table_rules(nft.family_name(address.version), nft.TABLE) or []
+        stale = nft.rules_of(listed, [container_id])
+        commands += nft.setup_commands(conf, container_id, address, stale)
+    client.apply(commands)
+
+
+def flush_udp_conntrack(mappings: Iterable[PortMapping], family: int) -> None:
+    """Delete conntrack entries to the UDP host ports (plugins#123: a stale entry
+    keeps blackholing a re-created pod's traffic).  Failures are only logged, as
+    in the reference."""
+    from cni_plugins.linux.iptables import ToolNotFound, run_tool
+
+    ports = sorted({m.host_port for m in mappings if m.protocol == "udp"})
+    for port in ports:
+        argv = ["conntrack", "-D", "-f", "ipv4" if family == 4 else "ipv6"]
+        argv += ["-p", "udp", "--orig-port-dst", str(port)]
+        try:
+            status, _out, err = run_tool(argv)
+        except ToolNotFound:
+            log("conntrack not found: stale UDP conntrack entries not flushed")
+            return
+        except CNIError as exc:
+            log(f"failed to delete stale UDP conntrack entries for port {port}: {exc}")
+            continue
+        text = err.decode(errors="replace").strip()
+        # Exit status 1 with "0 flow entries have been deleted" means there were none.
+        if status != 0 and "0 flow entries" not in text:
+            log(f"failed to delete stale UDP conntrack entries for port {port}: {text}")
+
+
+def enable_route_localnet(container_ip: IPAddress) -> None:
+    """``net.ipv4.conf.<if>.route_localnet=1`` on the node interface that routes to
+    the container, so 127.0.0.1-sourced packets may cross to it (DNAT from
+    localhost).  No route to the container: nothing to do, as the reference."""
+    from cni_plugins.linux import sysctl
+    from cni_plugins.linux.netlink import NetlinkError, RouteSocket
+
+    try:
+        with RouteSocket() as nl:
+            route = nl.route_get(container_ip)
+            if not route.oif:
+                return
+            ifname = nl.link(route.oif).name
+    except NetlinkError:
+        return
+    try:
+        sysctl.write(sysctl.conf_key(ifname, "route_localnet"), 1)
+    except OSError as exc:
+        raise CNIError(f"unable to enable route_localnet on {ifname}: {exc}") from exc
+
+
+# -- DEL and GC -------------------------------------------------------------------------------
+
+
+def unforward(network: str, container_id: str) -> None:
+    """Remove this container's mappings: its CNI-DN- chain (and the legacy CNI-SN-
+    one) with every rule jumping to them, in both iptables families, and its
+    commented rules in both nft tables.  Idempotent."""
+    doomed = {
+        chains.dnat_chain_name(network, container_id),
+        chains.old_snat_chain_name(network, container_id),
+    }
+    errors = _iptables_remove(lambda _rules: doomed)
+    errors += _nft_remove(lambda rules: nft.rules_of(rules, [container_id]))
+    _raise_joined(errors)
+
+
+def gc(network: str, valid_ids: set[str]) -> None:
+    """Remove the mappings of containers not in ``valid_ids``.
+
+    iptables: chains of *this* network only (the entry rule's comment names the
+    network and hashes to the chain).  nftables: the reference's comment is the
+    bare container ID, so rules of any container ID not in ``valid_ids`` go; on a
+    node where several networks use the nftables backend, GC one of them only
+    with the container IDs of all of them.
+    """
+    errors = _iptables_remove(lambda rules: chains.stale_chains(rules, network, valid_ids))
+    errors += _nft_remove(
+        lambda rules: [r for r in nft.rules_of(rules) if r.comment not in valid_ids]
+    )
+    _raise_joined(errors)
+
+
+def _iptables_remove(select: Callable[[list[list[str]]], set[str]]) -> list[CNIError]:
+    from cni_plugins.linux.iptables import Iptables, ToolNotFound, parse_save
+
+    errors: list[CNIError] = []
+    for family in (4, 6):
+        ipt = Iptables(family)
+        try:
+            existing_chains, existing_rules = parse_save(ipt.save("nat"))
+            doomed = select(existing_rules)
+            ipt.restore(chains.teardown(existing_chains, existing_rules, doomed))
+        except ToolNotFound:
+            continue
+        except CNIError as exc:
+            errors.append(exc)
+    return errors
+
+
+def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]]) -> list[CNIError]:
+    from cni_plugins.linux.iptables import ToolNotFound
+    from cni_plugins.linux.nftables import Nft
+
+    client = Nft()
+    try:
+        tables = _nft_tables(client)
+        doomed: list[NftRule] = []
+        for family in tables:
+            doomed += select(client.list_table_rules(family, nft.TABLE) or [])
+        client.apply(r.delete_command() for r in doomed)
+    except ToolNotFound:
+        return []
+    except CNIError as exc:
+        return [exc]
+    return []
+
+
+def _nft_tables(client: Nft) -> list[str]:
+    """Families (``ip``, ``ip6``) that have a ``cni_hostport`` table: one exec
+    on nodes that never used the nftables backend."""
+    items = client.list_json("tables") or []
+    found = []
+    for item in items:
+        table = item.get("table")
+        if isinstance(table, dict) and table.get("name") == nft.TABLE:
+            family = table.get("family")
+            if family in ("ip", "ip6"):
+                found.append(str(family))
+    return sorted(set(found))
+
+
+def _raise_joined(errors: Sequence[CNIError]) -> None:
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise CNIError("; ".join(str(e) for e in errors))
+
+
+# -- CHECK and STATUS -------------------------------------------------------------------------
+
+
+def check(
+    conf: PortMapConf, network: str, container_id: str, addresses: Sequence[IPInterface]
+) -> None:
+    """The rules ADD made for each address are in place (only the families the
+    container has: Go 1.1.1 also checked IPv6 for IPv4-only pods and failed)."""
+    for address in addresses:
+        if conf.backend == "nftables":
+            _nft_check(conf, container_id, address)
+        else:
+            _iptables_check(conf, network, container_id, address)
+
+
+def _iptables_check(
+    conf: PortMapConf, network: str, container_id: str, address: IPInterface
+) -> None:
+    from cni_plugins.linux.iptables import Iptables, parse_save
+
+    existing_chains, existing_rules = parse_save(Iptables(address.version).save("nat"))
+    layout = chains.layout(conf, network, container_id, address)
+    problems = chains.check(layout, existing_chains, existing_rules)
+    if problems:
+        raise CNIError(
+            f"could not check ipv{address.version} dnat: {problems[0]}", "; ".join(problems)
+        )
+
+
+def _nft_check(conf: PortMapConf, container_id: str, address: IPInterface) -> None:
+    from cni_plugins.linux.nftables import Nft
+
+    listed = Nft().list_table_rules(nft.family_name(address.version), nft.TABLE) or []
+    mine = nft.rules_of(listed, [container_id])
+    family = f"{nft.family_name(address.version)} {nft.TABLE}"
+    have = {nft.dnat_signature(r.expr) for r in mine if r.chain == nft.HOSTPORTS}
+    for want in nft.expected_dnats(conf, address):
+        if want not in have:
+            proto, port, host, to_addr, to_port = want
+            raise CNIError(
+                f"missing hostport rules in {nft.HOSTPORTS!r} chain",
+                f"{family}: no {proto} dport {port}{f' daddr {host}' if host else ''}"
+                f" dnat to {to_addr} port {to_port}",
+            )
+    _want_dnat, want_masq = nft.expected_counts(conf, address.version)
+    masq = sum(1 for r in mine if r.chain == nft.MASQUERADING)
+    if masq < want_masq:
+        raise CNIError(
+            f"missing hostport rules in {nft.MASQUERADING!r} chain",
+            f"{family}: {masq} of {want_masq} found",
+        )
+
+
+def status(conf: PortMapConf) -> None:
+    """Ready when the chosen backend's tools work here (code 50 otherwise)."""
+    from cni_plugins.linux.iptables import Iptables
+
+    try:
+        if conf.backend == "nftables":
+            from cni_plugins.linux.nftables import Nft
+
+            Nft().list_json("tables")
+        else:
+            Iptables(4).save("nat")
+    except CNIError as exc:
+        raise PluginNotAvailable(f"portmap: {conf.backend} backend not usable: {exc}") from exc
