@@ -52,7 +52,9 @@ def clean_environ(environ: Mapping[str, str]) -> dict[str, str]:
 
     A PyInstaller onefile binary points LD_LIBRARY_PATH at its unpack directory
     and sets ``_PYI_*``; a child inheriting them loads the wrong libraries or
-    mistakes itself for part of our bundle.
+    mistakes itself for part of our bundle.  Without them a frozen child starts
+    as its own instance, and the delegate sees exactly the caller's environment
+    (which the spec asks for).
     """
     env = {k: v for k, v in environ.items() if not k.startswith(("_PYI_", "_MEI"))}
     if getattr(sys, "frozen", False):
@@ -61,8 +63,6 @@ def clean_environ(environ: Mapping[str, str]) -> dict[str, str]:
             env.pop("LD_LIBRARY_PATH", None)
         else:
             env["LD_LIBRARY_PATH"] = original
-        # Documented switch for a frozen child to start as its own instance.
-        env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
     return env
 
 

@@ -148,8 +148,4 @@ def test_clean_environ_when_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
             "CNI_COMMAND": "ADD",
         }
     )
-    assert env == {
-        "LD_LIBRARY_PATH": "/usr/local/lib",
-        "CNI_COMMAND": "ADD",
-        "PYINSTALLER_RESET_ENVIRONMENT": "1",
-    }
+    assert env == {"LD_LIBRARY_PATH": "/usr/local/lib", "CNI_COMMAND": "ADD"}
