@@ -28,7 +28,8 @@ def which(name: str) -> str:
     return found
 
 
-IP = which("ip")
+# Resolved at import without failing, so the pure helpers import anywhere.
+IP = shutil.which("ip", path=BASE_ENV["PATH"]) or "/usr/sbin/ip"
 
 
 class World:

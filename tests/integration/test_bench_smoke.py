@@ -1,0 +1,111 @@
+"""bench/run.py end to end, once and quickly: the report has its structure and
+nothing is left behind.  Asserts structure only, never timings."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+GO = Path("/usr/lib/cni")
+
+pytestmark = [pytest.mark.privileged, pytest.mark.reference, pytest.mark.timeout(600)]
+
+
+def _ours_args() -> list[str]:
+    """dist/bin when built (CNI_DIST_BIN may point elsewhere), else the source tree."""
+    dist = Path(os.environ.get("CNI_DIST_BIN", REPO / "dist" / "bin"))
+    if all((dist / p).exists() for p in ("flannel", "bridge", "host-local")):
+        return ["--ours", str(dist)]
+    return ["--source-tree"]
+
+
+def _netns_names() -> set[str]:
+    try:
+        return set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+def test_quick_run_reports_every_scenario_and_cleans_up(tmp_path: Path) -> None:
+    out = tmp_path / "report.md"
+    before = _netns_names()
+    argv = [sys.executable, str(REPO / "bench" / "run.py"), *_ours_args(), "--go", str(GO)]
+    proc = subprocess.run(
+        [*argv, "--runs", "1", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = out.read_text()
+    assert report.strip() == proc.stdout.strip()
+
+    # Machine info and the namespaces' names, which must all be gone.
+    for key in ("- date:", "- command:", "- CPU:", "cores:", "kernel:"):
+        assert key in report
+    token = re.search(r"namespaces: `cnib-([0-9a-f]+)-\*`", report)
+    assert token is not None
+    ours = {n for n in _netns_names() - before if n.startswith(f"cnib-{token.group(1)}-")}
+    assert not ours, f"left behind: {ours}"
+    assert not list(Path(tempfile.gettempdir()).glob(f"cnib-{token.group(1)}-*"))
+
+    rows = _timing_rows(report)
+    has_portmap = _ours_have_portmap()
+    what = "flannel+portmap" if has_portmap else "flannel; portmap n/a"
+    expected = [
+        "VERSION bridge",
+        "VERSION host-local",
+        "host-local ADD (IPAM only)",
+        "bridge+host-local ADD",
+        "bridge+host-local DEL",
+        f"pod ADD ({what})",
+        f"pod DEL ({what})",
+        f"20 concurrent pod ADDs ({what}), batch wall",
+        f"20 concurrent pod DELs ({what}), batch wall",
+        f"pod ADD ({what}, 2,000 nat rules)",
+        f"pod DEL ({what}, 2,000 nat rules)",
+    ]
+    for label in expected:
+        assert label in rows, f"missing row {label!r} in\n{report}"
+        cells = rows[label]
+        # n, ours median, ours spread, Go median, Go spread, ratio: all measured.
+        assert cells[0] == "1", (label, cells)
+        assert re.fullmatch(r"\d+(\.\d)?", cells[1]), (label, cells)
+        assert re.fullmatch(r"\d+(\.\d)?", cells[3]), (label, cells)
+        assert re.fullmatch(r"\d+(\.\d+)?x", cells[5]), (label, cells)
+    assert rows["VERSION flannel"][3] == "n/a (no Go flannel)"
+    if not has_portmap:
+        assert "n/a (not built yet)" in rows["VERSION portmap"][1]
+    assert "Errors" not in report, report
+
+    # Memory and size tables.
+    assert "| process (tree) | ours max RSS MiB | Go max RSS MiB | ours/Go |" in report
+    assert re.search(r"^\| bridge \| \d+\.\d \| \d+\.\d \| \d+\.\d+x \|$", report, re.M)
+
+
+def _ours_have_portmap() -> bool:
+    args = _ours_args()
+    if args[0] == "--ours":
+        return (Path(args[1]) / "portmap").exists()
+    return (REPO / "cni_plugins" / "plugins" / "portmap.py").exists()
+
+
+def _timing_rows(report: str) -> dict[str, list[str]]:
+    """First table of the report: label -> the other six cells."""
+    rows: dict[str, list[str]] = {}
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| scenario |"))
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        rows[cells[0]] = cells[1:]
+    return rows
