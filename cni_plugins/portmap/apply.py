@@ -129,14 +129,17 @@ def enable_route_localnet(container_ip: IPAddress) -> None:
 def unforward(network: str, container_id: str) -> None:
     """Remove this container's mappings: its CNI-DN- chain (and the legacy CNI-SN-
     one) with every rule jumping to them, in both iptables families, and its
-    commented rules in both nft tables.  Idempotent."""
+    commented rules in both nft tables; then flush the conntrack entries of the
+    UDP host ports those rules mapped (read from the rules: the runtime may
+    send no mappings on DEL).  Idempotent."""
     doomed = {
         chains.dnat_chain_name(network, container_id),
         chains.old_snat_chain_name(network, container_id),
     }
-    errors = _iptables_remove(lambda _rules: doomed)
-    errors += _nft_remove(lambda rules: nft.rules_of(rules, [container_id]))
-    _raise_joined(errors)
+    removed = _Removed()
+    _iptables_remove(lambda _rules: doomed, removed)
+    _nft_remove(lambda rules: nft.rules_of(rules, [container_id]), removed)
+    removed.flush_and_raise()
 
 
 def gc(network: str, valid_ids: set[str]) -> None:
@@ -148,17 +151,35 @@ def gc(network: str, valid_ids: set[str]) -> None:
     node where several networks use the nftables backend, GC one of them only
     with the container IDs of all of them.
     """
-    errors = _iptables_remove(lambda rules: chains.stale_chains(rules, network, valid_ids))
-    errors += _nft_remove(
-        lambda rules: [r for r in nft.rules_of(rules) if r.comment not in valid_ids]
+    removed = _Removed()
+    _iptables_remove(lambda rules: chains.stale_chains(rules, network, valid_ids), removed)
+    _nft_remove(
+        lambda rules: [r for r in nft.rules_of(rules) if r.comment not in valid_ids], removed
     )
-    _raise_joined(errors)
+    removed.flush_and_raise()
 
 
-def _iptables_remove(select: Callable[[list[list[str]]], set[str]]) -> list[CNIError]:
+class _Removed:
+    """What a removal pass did: errors, and UDP host ports per family."""
+
+    __slots__ = ("errors", "udp_ports")
+
+    def __init__(self) -> None:
+        self.errors: list[CNIError] = []
+        self.udp_ports: dict[int, set[int]] = {4: set(), 6: set()}
+
+    def flush_and_raise(self) -> None:
+        from cni_plugins.portmap.config import PortMapping
+
+        for family, ports in self.udp_ports.items():
+            if ports:
+                flush_udp_conntrack([PortMapping(p, p, "udp") for p in ports], family)
+        _raise_joined(self.errors)
+
+
+def _iptables_remove(select: Callable[[list[list[str]]], set[str]], removed: _Removed) -> None:
     from cni_plugins.linux.iptables import Iptables, ToolNotFound, parse_save
 
-    errors: list[CNIError] = []
     for family in (4, 6):
         ipt = Iptables(family)
         try:
@@ -168,26 +189,30 @@ def _iptables_remove(select: Callable[[list[list[str]]], set[str]]) -> list[CNIE
         except ToolNotFound:
             continue
         except CNIError as exc:
-            errors.append(exc)
-    return errors
+            removed.errors.append(exc)
+            continue
+        removed.udp_ports[family] |= chains.udp_ports(existing_rules, doomed)
 
 
-def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]]) -> list[CNIError]:
+def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]], removed: _Removed) -> None:
     from cni_plugins.linux.iptables import ToolNotFound
     from cni_plugins.linux.nftables import Nft
 
     client = Nft()
     try:
-        tables = _nft_tables(client)
         doomed: list[NftRule] = []
-        for family in tables:
+        for family in _nft_tables(client):
             doomed += select(client.list_table_rules(family, nft.TABLE) or [])
         client.apply(r.delete_command() for r in doomed)
     except ToolNotFound:
-        return []
+        return
     except CNIError as exc:
-        return [exc]
-    return []
+        removed.errors.append(exc)
+        return
+    for rule in doomed:
+        signature = nft.dnat_signature(rule.expr)
+        if signature is not None and signature[0] == "udp":
+            removed.udp_ports[4 if rule.family == "ip" else 6].add(signature[1])
 
 
 def _nft_tables(client: Nft) -> list[str]:

@@ -317,6 +317,18 @@ def teardown(
     return r
 
 
+def udp_ports(existing_rules: Iterable[list[str]], chain_names: Iterable[str]) -> set[int]:
+    """UDP host ports that rules of ``chain_names`` DNAT (for the conntrack flush)."""
+    names = set(chain_names)
+    ports = set()
+    for rule in existing_rules:
+        if rule[1] in names and jump_target(rule) == "DNAT" and _option(rule, "-p") == "udp":
+            port = _option(rule, "--dport")
+            if port is not None and port.isdigit():
+                ports.add(int(port))
+    return ports
+
+
 def stale_chains(
     existing_rules: Iterable[list[str]], network: str, valid_ids: set[str]
 ) -> set[str]:

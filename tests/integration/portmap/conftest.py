@@ -68,6 +68,7 @@ threading.Event().wait()
 CLIENT = r"""
 import socket, sys
 proto, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sport = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
 for attempt in range(3):
     try:
@@ -76,6 +77,8 @@ for attempt in range(3):
             data = s.recv(200)
         else:
             s = socket.socket(fam, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("", sport))
             s.settimeout(1)
             s.sendto(b"hello", (host, port))
             data, _ = s.recvfrom(200)
@@ -235,10 +238,12 @@ class World:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
 
-    def ask(self, ns: str, proto: str, host: str, port: int) -> str | None:
-        """The listener's answer ("<cid> <peer>") to a request from ``ns``, or None."""
+    def ask(self, ns: str, proto: str, host: str, port: int, sport: int = 0) -> str | None:
+        """The listener's answer ("<cid> <peer>") to a request from ``ns`` (UDP from
+        source port ``sport`` if given), or None."""
+        argv = [sys.executable, "-c", CLIENT, proto, host, str(port), str(sport)]
         proc = subprocess.run(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", CLIENT, proto, host, str(port)],
+            ["ip", "netns", "exec", ns, *argv],
             check=False,
             capture_output=True,
             text=True,

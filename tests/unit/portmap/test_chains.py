@@ -245,3 +245,9 @@ def test_check_finds_missing_rules_and_tolerates_reordered_conditions() -> None:
     assert chains.check(layout, names, reordered) == []
     missing = [r for r in reordered if "DNAT" not in r or r[1] != CHAIN]
     assert chains.check(layout, names, missing)[0].startswith(f"rule -A {CHAIN}")
+
+
+def test_udp_ports_read_back_from_the_rules() -> None:
+    _, rules = saved(GO_V4 + GO_V6)
+    assert chains.udp_ports(rules, {CHAIN}) == {5353}
+    assert chains.udp_ports(rules, {"CNI-DN-other"}) == set()
