@@ -105,6 +105,18 @@ def settle_addresses(pod: RouteSocket, link: Link, timeout: float) -> None:
         time.sleep(0.05)
 
 
+def is_our_port(node: RouteSocket, link: Link, bridge: str) -> bool:
+    """Whether the pod's ``link`` is a veth whose node end is a port of ``bridge``
+    (or whose bridge is gone: its pods must still be cleaned up)."""
+    if link.kind != "veth" or not link.link:
+        return False
+    peer = node.find_link(link.link)
+    if peer is None or peer.kind != "veth" or peer.link != link.index:
+        return False
+    master = node.find_link(bridge)
+    return master is None or peer.master == master.index
+
+
 def delete_interface(pod: RouteSocket, ifname: str) -> list[IPInterface]:
     """Delete ``ifname`` (both veth ends go); its addresses, for masquerade teardown.
     Nothing there is fine (DEL twice)."""

@@ -18,6 +18,8 @@ routes are not ECMP-merged as the reference's ``RouteAddEcmp`` does.
 
 from __future__ import annotations
 
+import sys
+
 from cni_plugins.bridge.config import BridgeConf
 from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
 from cni_plugins.linux.netns import NetNSNotFound, open_netns_of
@@ -46,7 +48,7 @@ def cmd_del(args: CmdArgs) -> None:
     conf = BridgeConf.parse(args, for_add=False)
     errors: list[CNIError] = []
     if args.netns:
-        _collect(errors, _delete_interface, args)
+        _collect(errors, _delete_interface, args, conf.bridge)
     if conf.ipam_type:
         _collect(errors, invoke.delegate_del, conf.ipam_type, args.stdin, args)
     if conf.mac_spoof_check:
@@ -63,14 +65,26 @@ def cmd_del(args: CmdArgs) -> None:
         raise CNIError("; ".join(str(e) for e in errors))
 
 
-def _delete_interface(args: CmdArgs) -> None:
-    from cni_plugins.bridge.container import delete_interface
+def _delete_interface(args: CmdArgs, bridge: str) -> None:
+    from cni_plugins.bridge.container import delete_interface, is_our_port
 
     try:
         ns = open_netns_of(args)
     except NetNSNotFound:
         return  # gone with its interfaces; IPAM and rules are still ours to release
-    with ns, RouteSocket(ns) as pod, map_netlink_errors("bridge DEL"):
+    with ns, RouteSocket(ns) as pod, RouteSocket() as node, map_netlink_errors("bridge DEL"):
+        link = pod.find_link(args.ifname)
+        if link is None:
+            return
+        # An upper plugin undoing a failed ADD (flannel, per the spec) calls DEL
+        # when ADD refused a pre-existing interface: that one is not ours to delete.
+        if not is_our_port(node, link, bridge):
+            print(
+                f"bridge: {args.ifname!r} in {args.netns} is not a veth on {bridge!r};"
+                " leaving it alone",
+                file=sys.stderr,
+            )
+            return
         delete_interface(pod, args.ifname)
 
 

@@ -192,6 +192,24 @@ def test_existing_interface_in_pod_is_an_error(node: Node, make_netns: Callable[
     assert link(node.path, "cni0") is None  # checked before the bridge is made
 
 
+def test_del_leaves_a_foreign_interface_alone(node: Node, make_netns: Callable[[], str]) -> None:
+    # flannel undoes a failed ADD with a delegate DEL (SPEC section 4); when ADD
+    # failed because eth0 already existed, that DEL must not delete it.
+    pod = make_netns()
+    subprocess.run(
+        ["ip", "-n", Path(pod).name, "link", "add", "eth0", "type", "veth", "peer", "name", "x0"],
+        check=True,
+    )
+    assert node.run("ADD", net_conf(node), netns=pod).returncode == 1
+    node.delete(net_conf(node), netns=pod)
+    assert link(pod, "eth0") is not None
+    # Our own veth is still deleted by DEL.
+    other = make_netns()
+    node.add(net_conf(node), other, cid="pod2")
+    node.delete(net_conf(node), netns=other, cid="pod2")
+    assert link(other, "eth0") is None
+
+
 def test_existing_non_bridge_link(node: Node, make_netns: Callable[[], str]) -> None:
     pod = make_netns()
     node.ip("link", "add", "cni0", "type", "veth", "peer", "name", "x0")
