@@ -120,9 +120,19 @@ class Bench:
 
     # -- iteration machinery ---------------------------------------------------------------
 
-    def iterate(self, scenario: str, body: Callable[[Impl], None], runs: int) -> None:
+    def iterate(
+        self, scenario: str, body: Callable[[Impl], None], runs: int, warmup: int | None = None
+    ) -> None:
         """Warm-up then ``runs`` measured iterations, alternating A/B order."""
-        for i in range(-self.opts.warmup, runs):
+        started = time.monotonic()
+        try:
+            self._iterate(scenario, body, runs, self.opts.warmup if warmup is None else warmup)
+        finally:
+            took = time.monotonic() - started
+            print(f"bench: {scenario}: {took:.1f} s", file=sys.stderr, flush=True)
+
+    def _iterate(self, scenario: str, body: Callable[[Impl], None], runs: int, warmup: int) -> None:
+        for i in range(-warmup, runs):
             self.rec.warmup = i < 0
             order = self.impls if i % 2 == 0 else list(reversed(self.impls))
             for impl in order:
@@ -291,7 +301,8 @@ class Bench:
                 for name in names:
                     self.world.del_netns(name)
 
-        self.iterate("concurrent", body, self.opts.batches)
+        # The scenarios before warmed every cache; a batch is long enough as it is.
+        self.iterate("concurrent", body, self.opts.batches, warmup=0)
 
     def load_filler(self) -> None:
         restore = which("iptables-restore")
@@ -518,7 +529,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--ours", type=Path, default=REPO / "dist" / "bin")
     parser.add_argument("--go", type=Path, default=Path("/usr/lib/cni"))
-    parser.add_argument("--runs", type=int, help="measured iterations (default 15, quick 3)")
+    parser.add_argument("--runs", type=int, help="measured iterations (default 15, quick 2)")
     parser.add_argument("--quick", action="store_true", help="few runs, one warm-up (CI)")
     parser.add_argument("--out", type=Path, help="also write the markdown report here")
     parser.add_argument(
@@ -527,7 +538,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         help="benchmark this source tree via script wrappers instead of --ours",
     )
     ns = parser.parse_args(argv)
-    runs = ns.runs if ns.runs is not None else (3 if ns.quick else 15)
+    runs = ns.runs if ns.runs is not None else (2 if ns.quick else 15)
     if runs < 1:
         parser.error("--runs must be at least 1")
     return Options(
@@ -535,7 +546,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         go=ns.go.resolve(),
         runs=runs,
         warmup=1 if ns.quick else 2,
-        batches=1 if ns.quick else min(runs, 3),
+        batches=1 if ns.quick else min(runs, 2),
         quick=ns.quick,
         out=ns.out,
         source_tree=ns.source_tree,
