@@ -66,28 +66,48 @@ def find_tool(name: str, environ: Mapping[str, str] | None = None) -> str:
 def run_tool(argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, bytes]:
     """Exec ``argv`` (``argv[0]`` a bare tool name) with ``stdin``; returns
     (exit status, stdout, stderr).  No shell; clean environment."""
-    path = find_tool(argv[0])
+    return run_tools([argv], stdin)[0]
+
+
+def run_tools(argvs: list[list[str]], stdin: bytes = b"") -> list[tuple[int, bytes, bytes]]:
+    """``run_tool`` for several independent commands at once: all are started,
+    then all are waited for (each with its own stdin copy and outputs).  For
+    programs whose cost is mostly waiting on the kernel, such as ``conntrack -D``."""
+    paths = [find_tool(argv[0]) for argv in argvs]
     env = clean_environ(os.environ)
     env.setdefault("PATH", ":".join(_FALLBACK_PATH))
-    fds = [os.memfd_create(n, os.MFD_CLOEXEC) for n in ("stdin", "stdout", "stderr")]
+    started: list[tuple[int, list[int]]] = []
+    results: list[tuple[int, bytes, bytes]] = []
     try:
-        os.write(fds[0], stdin)
-        os.lseek(fds[0], 0, os.SEEK_SET)
-        actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(fds)]
-        try:
-            pid = os.posix_spawn(path, [path, *argv[1:]], env, file_actions=actions)
-        except OSError as exc:
-            raise CNIError(f"failed to run {argv[0]}: {exc.strerror}") from exc
-        while True:
+        for path, argv in zip(paths, argvs, strict=True):
+            fds = [os.memfd_create(n, os.MFD_CLOEXEC) for n in ("stdin", "stdout", "stderr")]
+            started.append((0, fds))
+            os.write(fds[0], stdin)
+            os.lseek(fds[0], 0, os.SEEK_SET)
+            actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(fds)]
             try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries already
-                continue
-        return os.waitstatus_to_exitcode(status), _read_all(fds[1]), _read_all(fds[2])
+                pid = os.posix_spawn(path, [path, *argv[1:]], env, file_actions=actions)
+            except OSError as exc:
+                raise CNIError(f"failed to run {argv[0]}: {exc.strerror}") from exc
+            started[-1] = (pid, fds)
+        for pid, fds in started:
+            status = os.waitstatus_to_exitcode(_wait(pid))
+            results.append((status, _read_all(fds[1]), _read_all(fds[2])))
+        return results
     finally:
-        for fd in fds:
-            os.close(fd)
+        for i, (pid, fds) in enumerate(started):
+            if pid and i >= len(results):  # a later spawn failed: reap what runs
+                _wait(pid)
+            for fd in fds:
+                os.close(fd)
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:  # pragma: no cover - PEP 475 retries already
+            continue
 
 
 def _read_all(fd: int) -> bytes:

@@ -35,18 +35,23 @@ def forward(
     conf: PortMapConf, network: str, container_id: str, addresses: Sequence[IPInterface]
 ) -> None:
     """Install the mappings for each container address (at most one per family),
-    then flush stale UDP conntrack entries and, for IPv4 with ``snat``, allow
-    127/8 sources towards the container (``route_localnet``), in the
-    reference's order.  On failure everything this container has is removed."""
+    then flush stale UDP conntrack entries of both families at once and, for
+    IPv4 with ``snat``, allow 127/8 sources towards the container
+    (``route_localnet``).  The reference does rules, flush, sysctl per family
+    in turn; the outcome is the same.  On failure everything this container
+    has is removed (the reference leaves the IPv4 rules when IPv6 fails)."""
     try:
         if conf.backend == "nftables":
             _nft_forward(conf, container_id, addresses)
-        for address in addresses:
-            if conf.backend == "iptables":
+        else:
+            for address in addresses:
                 _iptables_forward(conf, network, container_id, address)
-            flush_udp_conntrack(conf.mappings, address.version)
-            if conf.snat and address.version == 4:
-                enable_route_localnet(address.ip)
+        # After the rules are in place, so new packets meet them.
+        flush_udp_conntrack(conf.mappings, [a.version for a in addresses])
+        if conf.snat:
+            for address in addresses:
+                if address.version == 4:
+                    enable_route_localnet(address.ip)
     except BaseException:
         try:
             unforward(network, container_id)
@@ -78,24 +83,35 @@ def _nft_forward(conf: PortMapConf, container_id: str, addresses: Sequence[IPInt
     client.apply(commands)
 
 
-def flush_udp_conntrack(mappings: Iterable[PortMapping], family: int) -> None:
+def flush_udp_conntrack(mappings: Iterable[PortMapping], families: Iterable[int]) -> None:
     """Delete conntrack entries to the UDP host ports (plugins#123: a stale entry
-    keeps blackholing a re-created pod's traffic).  Failures are only logged, as
-    in the reference."""
-    from cni_plugins.linux.iptables import ToolNotFound, run_tool
+    keeps blackholing a re-created pod's traffic)."""
+    ports = {m.host_port for m in mappings if m.protocol == "udp"}
+    _flush_udp_ports({family: ports for family in families})
 
-    ports = sorted({m.host_port for m in mappings if m.protocol == "udp"})
-    for port in ports:
-        argv = ["conntrack", "-D", "-f", "ipv4" if family == 4 else "ipv6"]
-        argv += ["-p", "udp", "--orig-port-dst", str(port)]
-        try:
-            status, _out, err = run_tool(argv)
-        except ToolNotFound:
-            log("conntrack not found: stale UDP conntrack entries not flushed")
-            return
-        except CNIError as exc:
-            log(f"failed to delete stale UDP conntrack entries for port {port}: {exc}")
-            continue
+
+def _flush_udp_ports(ports_by_family: dict[int, set[int]]) -> None:
+    """One ``conntrack -D`` per (family, port), all running at once (each waits
+    ~10-30 ms on the kernel's table walk).  Failures are only logged, as in the
+    reference."""
+    from cni_plugins.linux.iptables import ToolNotFound, run_tools
+
+    todo = sorted((fam, port) for fam, ports in ports_by_family.items() for port in ports)
+    if not todo:
+        return
+    argvs = [
+        ["conntrack", "-D", "-f", f"ipv{fam}", "-p", "udp", "--orig-port-dst", str(port)]
+        for fam, port in todo
+    ]
+    try:
+        results = run_tools(argvs)
+    except ToolNotFound:
+        log("conntrack not found: stale UDP conntrack entries not flushed")
+        return
+    except CNIError as exc:
+        log(f"failed to delete stale UDP conntrack entries: {exc}")
+        return
+    for (_fam, port), (status, _out, err) in zip(todo, results, strict=True):
         text = err.decode(errors="replace").strip()
         # Exit status 1 with "0 flow entries have been deleted" means there were none.
         if status != 0 and "0 flow entries" not in text:
@@ -169,11 +185,7 @@ class _Removed:
         self.udp_ports: dict[int, set[int]] = {4: set(), 6: set()}
 
     def flush_and_raise(self) -> None:
-        from cni_plugins.portmap.config import PortMapping
-
-        for family, ports in self.udp_ports.items():
-            if ports:
-                flush_udp_conntrack([PortMapping(p, p, "udp") for p in ports], family)
+        _flush_udp_ports(self.udp_ports)
         _raise_joined(self.errors)
 
 
