@@ -24,6 +24,7 @@ from cni_plugins.bridge.config import BridgeConf
 from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
 from cni_plugins.linux.netns import NetNSNotFound, open_netns_of
 from cni_plugins.spec import invoke, skel
+from cni_plugins.spec.args import valid_attachments
 from cni_plugins.spec.errors import CNIError, InvalidConfig
 
 TYPE_CHECKING = False
@@ -117,7 +118,7 @@ def cmd_gc(args: CmdArgs) -> None:
     """Forward GC to IPAM, then drop masquerading of attachments not listed in
     ``cni.dev/valid-attachments`` (absent list: none is valid)."""
     conf = BridgeConf.parse(args, for_add=False)
-    valid = _valid_attachments(args.config)
+    valid = valid_attachments(args.config)
     errors: list[CNIError] = []
     if conf.ipam_type:
         _collect(errors, invoke.delegate_gc, conf.ipam_type, args.stdin, args)
@@ -126,20 +127,6 @@ def cmd_gc(args: CmdArgs) -> None:
     _collect(errors, ipmasq.gc, conf.name, valid)
     if errors:
         raise errors[0] if len(errors) == 1 else CNIError("; ".join(map(str, errors)))
-
-
-def _valid_attachments(config: dict[str, object]) -> list[tuple[str, str]]:
-    raw = config.get("cni.dev/valid-attachments", config.get("cni.dev/attachments"))
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise InvalidConfig("cni.dev/valid-attachments: must be an array")
-    out = []
-    for item in raw:
-        if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
-            raise InvalidConfig("cni.dev/valid-attachments: entries need a containerID string")
-        out.append((item["containerID"], str(item.get("ifname", ""))))
-    return out
 
 
 PLUGIN = skel.Plugin(

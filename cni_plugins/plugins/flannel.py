@@ -21,9 +21,9 @@ import sys
 
 from cni_plugins.flannel import config, store, subnet_env
 from cni_plugins.spec import invoke, skel
+from cni_plugins.spec.args import VALID_ATTACHMENTS_KEYS, valid_attachments
 from cni_plugins.spec.errors import (
     CNIError,
-    InvalidConfig,
     IOFailure,
     PluginNotAvailable,
     TryAgainLater,
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
 
     from cni_plugins.spec.args import CmdArgs
     from cni_plugins.spec.types import Result
-
-VALID_ATTACHMENTS = "cni.dev/valid-attachments"
-LEGACY_ATTACHMENTS = "cni.dev/attachments"
 
 
 def cmd_add(args: CmdArgs) -> Result:
@@ -102,10 +99,10 @@ def cmd_status(args: CmdArgs) -> None:
 
 def cmd_gc(args: CmdArgs) -> None:
     conf = config.FlannelConf(args.config)
-    valid = _valid_container_ids(args.config)
+    valid = {cid for cid, _ifname in valid_attachments(args.config)}
     template = _gc_template(conf, args)
     if template is not None:
-        for key in (VALID_ATTACHMENTS, LEGACY_ATTACHMENTS):
+        for key in VALID_ATTACHMENTS_KEYS:
             if key in args.config:
                 template[key] = args.config[key]
         invoke.delegate_gc(str(template.get("type", "bridge")), config.encode(template), args)
@@ -131,18 +128,6 @@ def _gc_template(conf: config.FlannelConf, args: CmdArgs) -> dict[str, Any] | No
             obj["cniVersion"] = args.cni_version
             return obj
     return None
-
-
-def _valid_container_ids(raw: dict[str, Any]) -> set[str]:
-    attachments = raw.get(VALID_ATTACHMENTS, raw.get(LEGACY_ATTACHMENTS, []))
-    if not isinstance(attachments, list):
-        raise InvalidConfig(f"'{VALID_ATTACHMENTS}' must be a list")
-    out = set()
-    for n, item in enumerate(attachments):
-        if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
-            raise InvalidConfig(f"'{VALID_ATTACHMENTS}'[{n}] must have a string 'containerID'")
-        out.add(item["containerID"])
-    return out
 
 
 def _load_saved(conf: config.FlannelConf, args: CmdArgs) -> tuple[str, bytes] | None:

@@ -18,6 +18,7 @@ from cni_plugins.ipam.host_local import allocator, config
 from cni_plugins.ipam.host_local.disk_store import DiskStore
 from cni_plugins.ipam.host_local.dns import parse_resolv_conf
 from cni_plugins.spec import skel
+from cni_plugins.spec.args import valid_attachments
 from cni_plugins.spec.skel import Plugin
 from cni_plugins.spec.types import Result
 
@@ -56,7 +57,7 @@ def cmd_status(args: CmdArgs) -> None:
 
 
 def cmd_gc(args: CmdArgs) -> None:
-    valid = config.valid_attachments(args.config)
+    valid = valid_attachments(args.config)
     store = DiskStore(config.data_dir(args.config), args.name)
     allocator.collect_garbage(store, valid)
 

@@ -125,3 +125,27 @@ def parse_cni_args(raw: str, known: tuple[str, ...]) -> dict[str, str]:
     if unknown and not ignore:
         raise InvalidEnvironment(f"CNI_ARGS: unknown args {unknown}", raw)
     return {k: v for k, v in pairs.items() if k in known}
+
+
+# GC attachment lists: the spec's key, and the one SPEC.md used by mistake
+# (libcni sends both, cni#1101).
+VALID_ATTACHMENTS_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
+
+
+def valid_attachments(config: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """GC's (containerID, ifname) pairs still in use; an absent list means none
+    (``cnitool gc`` sends no list and expects everything released)."""
+    key = next((k for k in VALID_ATTACHMENTS_KEYS if k in config), None)
+    if key is None or config[key] is None:
+        return set()
+    items = config[key]
+    if not isinstance(items, list):
+        raise InvalidConfig(f"{key} must be a list")
+    out: set[tuple[str, str]] = set()
+    for n, entry in enumerate(items):
+        cid = entry.get("containerID") if isinstance(entry, dict) else None
+        ifname = entry.get("ifname") if isinstance(entry, dict) else None
+        if not isinstance(cid, str) or not cid or not isinstance(ifname, str):
+            raise InvalidConfig(f"{key}[{n}] needs string containerID and ifname")
+        out.add((cid.strip(), ifname))
+    return out

@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from cni_plugins.spec.types import IPAddress, IPNetwork, Route
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
-# GC attachment lists: the spec's name, and the one SPEC.md used by mistake
-# (libcni sends both, cni#1101).
-VALID_ATTACHMENTS_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
 
 
 class Range:
@@ -202,22 +199,6 @@ def requested_ips(args: CmdArgs) -> tuple[IPAddress, ...]:
         for n, v in enumerate(_list(runtime.get("ips", []), "runtimeConfig.ips"))
     )
     return tuple(dict.fromkeys(found))  # Go keys them by string: duplicates collapse
-
-
-def valid_attachments(config: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """GC's list of (containerID, ifname) still in use; absent means none
-    (``cnitool gc`` sends no list and expects everything released)."""
-    key = next((k for k in VALID_ATTACHMENTS_KEYS if k in config), None)
-    if key is None or config[key] is None:
-        return set()
-    out: set[tuple[str, str]] = set()
-    for n, item in enumerate(_list(config[key], key)):
-        entry = _obj(item, f"{key}[{n}]")
-        cid, ifname = entry.get("containerID"), entry.get("ifname")
-        if not isinstance(cid, str) or not cid or not isinstance(ifname, str):
-            raise InvalidConfig(f"{key}[{n}] needs string containerID and ifname")
-        out.add((cid.strip(), ifname))
-    return out
 
 
 # ---------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from cni_plugins.ipam.host_local.config import (
     DEFAULT_DATA_DIR,
     data_dir,
     load_ipam_config,
-    valid_attachments,
 )
 from cni_plugins.spec.args import CmdArgs
 from cni_plugins.spec.errors import INVALID_CONFIG, INVALID_ENVIRONMENT, CNIError
@@ -286,38 +285,3 @@ def test_data_dir_needs_only_the_ipam_object() -> None:
     config = {"name": "n", "ipam": {"type": "host-local", "ranges": "broken", "dataDir": "/d"}}
     assert data_dir(config) == "/d"
     assert data_dir({"ipam": {}}) == DEFAULT_DATA_DIR
-
-
-@pytest.mark.parametrize(
-    ("config", "expected"),
-    [
-        ({}, set()),
-        ({"cni.dev/valid-attachments": None}, set()),
-        ({"cni.dev/valid-attachments": []}, set()),
-        (
-            {"cni.dev/valid-attachments": [{"containerID": "a", "ifname": "eth0"}]},
-            {("a", "eth0")},
-        ),
-        ({"cni.dev/attachments": [{"containerID": "b", "ifname": "net1"}]}, {("b", "net1")}),
-        (
-            {
-                "cni.dev/valid-attachments": [{"containerID": "a", "ifname": "eth0"}],
-                "cni.dev/attachments": [{"containerID": "zzz", "ifname": "eth0"}],
-            },
-            {("a", "eth0")},
-        ),
-    ],
-)
-def test_valid_attachments(config: dict[str, Any], expected: set[tuple[str, str]]) -> None:
-    assert valid_attachments(config) == expected
-
-
-@pytest.mark.parametrize(
-    "value",
-    ["x", [1], [{"containerID": "a"}], [{"containerID": 1, "ifname": "eth0"}], [{"ifname": "e"}]],
-)
-def test_malformed_attachments_are_code_7(value: object) -> None:
-    with pytest.raises(CNIError) as info:
-        valid_attachments({"cni.dev/valid-attachments": value})
-    assert info.value.code == INVALID_CONFIG
-    assert "cni.dev/valid-attachments" in info.value.msg

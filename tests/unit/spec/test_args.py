@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from cni_plugins.spec.args import parse_cni_args
-from cni_plugins.spec.errors import InvalidEnvironment
+from cni_plugins.spec.args import parse_cni_args, valid_attachments
+from cni_plugins.spec.errors import INVALID_CONFIG, CNIError, InvalidEnvironment
 
 
 def test_empty() -> None:
@@ -30,3 +32,38 @@ def test_unknown_without_ignore_is_rejected(raw: str) -> None:
 def test_malformed_pairs(raw: str) -> None:
     with pytest.raises(InvalidEnvironment, match="invalid pair"):
         parse_cni_args(raw, ("IP",))
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, set()),
+        ({"cni.dev/valid-attachments": None}, set()),
+        ({"cni.dev/valid-attachments": []}, set()),
+        (
+            {"cni.dev/valid-attachments": [{"containerID": "a", "ifname": "eth0"}]},
+            {("a", "eth0")},
+        ),
+        ({"cni.dev/attachments": [{"containerID": "b", "ifname": "net1"}]}, {("b", "net1")}),
+        (
+            {
+                "cni.dev/valid-attachments": [{"containerID": "a", "ifname": "eth0"}],
+                "cni.dev/attachments": [{"containerID": "zzz", "ifname": "eth0"}],
+            },
+            {("a", "eth0")},
+        ),
+    ],
+)
+def test_valid_attachments(config: dict[str, Any], expected: set[tuple[str, str]]) -> None:
+    assert valid_attachments(config) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["x", [1], [{"containerID": "a"}], [{"containerID": 1, "ifname": "eth0"}], [{"ifname": "e"}]],
+)
+def test_malformed_attachments_are_code_7(value: object) -> None:
+    with pytest.raises(CNIError) as info:
+        valid_attachments({"cni.dev/valid-attachments": value})
+    assert info.value.code == INVALID_CONFIG
+    assert "cni.dev/valid-attachments" in info.value.msg
