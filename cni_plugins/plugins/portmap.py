@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from cni_plugins.portmap.config import PortMapConf, container_addresses
 from cni_plugins.spec import skel
+from cni_plugins.spec.args import valid_attachments
 from cni_plugins.spec.errors import InvalidConfig
 
 TYPE_CHECKING = False
@@ -76,27 +77,13 @@ def cmd_gc(args: CmdArgs) -> None:
     PortMapConf.parse(args)
     from cni_plugins.portmap import apply
 
-    apply.gc(args.name, _valid_ids(args.config))
+    apply.gc(args.name, {cid for cid, _ifname in valid_attachments(args.config)})
 
 
 def _addresses(args: CmdArgs) -> list[IPInterface]:
     assert args.prev_result is not None
     v4, v6 = container_addresses(args.prev_result, args.ifname)
     return [a for a in (v4, v6) if a is not None]
-
-
-def _valid_ids(config: dict[str, object]) -> set[str]:
-    raw = config.get("cni.dev/valid-attachments", config.get("cni.dev/attachments"))
-    if raw is None:
-        return set()
-    if not isinstance(raw, list):
-        raise InvalidConfig("cni.dev/valid-attachments: must be an array")
-    out = set()
-    for item in raw:
-        if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
-            raise InvalidConfig("cni.dev/valid-attachments: entries need a containerID string")
-        out.add(item["containerID"])
-    return out
 
 
 PLUGIN = skel.Plugin(
