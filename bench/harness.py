@@ -577,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"bench: {problem}", file=sys.stderr)
         return 2
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     started = datetime.datetime.now(datetime.UTC)
     load_start = loadavg()
