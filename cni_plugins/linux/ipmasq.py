@@ -26,9 +26,9 @@ family (iptables) or one list + one transaction (nftables).
 
 from __future__ import annotations
 
-import hashlib
 import re
 
+from cni_plugins.linux.chainname import format_chain_name, sha512_hex
 from cni_plugins.spec.errors import CNIError, InvalidConfig
 
 TYPE_CHECKING = False
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 # These should never be changed, or else upgrading will require manual intervention.
 CHAIN_PREFIX = "CNI-"
-CHAIN_LENGTH = 28
 NFT_FAMILY = "inet"
 NFT_TABLE = "cni_plugins_masquerade"
 NFT_MASQ_CHAIN = "masq_checks"
@@ -61,13 +60,9 @@ _CHAIN_RE = re.compile(r"^CNI-[0-9a-f]{24}$")
 # -- names ------------------------------------------------------------------------------------
 
 
-def _sha512_hex(text: str) -> str:
-    return hashlib.sha512(text.encode()).hexdigest()
-
-
 def chain_name(network: str, container_id: str) -> str:
     """Go ``utils.FormatChainName``: ``("CNI-" + sha512(network + id).hex)[:28]``."""
-    return (CHAIN_PREFIX + _sha512_hex(network + container_id))[:CHAIN_LENGTH]
+    return format_chain_name(CHAIN_PREFIX, network, container_id)
 
 
 def _go_quote(text: str) -> str:
@@ -93,11 +88,11 @@ def _unescape(text: str) -> str:
 
 
 def nft_network_hash(network: str) -> str:
-    return _sha512_hex(network)[:16]
+    return sha512_hex(network)[:16]
 
 
 def nft_instance_hash(network: str, ifname: str, container_id: str) -> str:
-    return nft_network_hash(network) + "-" + _sha512_hex(f"{ifname}:{container_id}")[:16]
+    return nft_network_hash(network) + "-" + sha512_hex(f"{ifname}:{container_id}")[:16]
 
 
 def nft_comment(network: str, ifname: str, container_id: str) -> str:

@@ -30,8 +30,9 @@ into one ``Restore`` per family (one ``iptables-restore --noflush`` exec).
 
 from __future__ import annotations
 
-import hashlib
 import re
+
+from cni_plugins.linux.chainname import format_chain_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ MASQ_CHAIN = "CNI-HOSTPORT-MASQ"
 OLD_TOP_LEVEL_SNAT_CHAIN = "CNI-HOSTPORT-SNAT"
 DNAT_PREFIX = "CNI-DN-"
 OLD_SNAT_PREFIX = "CNI-SN-"
-CHAIN_LENGTH = 28
 # multiport matches at most 15 ports.
 MULTIPORT_MAX = 15
 # iptables' comment match limit.
@@ -103,9 +103,7 @@ class Chain:
 
 
 def _chain_name(prefix: str, network: str, container_id: str) -> str:
-    """Go ``MustFormatChainNameWithPrefix``: ``(prefix + sha512(net + id).hex)[:28]``."""
-    digest = hashlib.sha512((network + container_id).encode()).hexdigest()
-    return (prefix + digest)[:CHAIN_LENGTH]
+    return format_chain_name(prefix, network, container_id)
 
 
 def dnat_chain_name(network: str, container_id: str) -> str:
