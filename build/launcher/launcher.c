@@ -1,0 +1,680 @@
+/*
+ * launcher.c - front of every dist/bin plugin binary.
+ *
+ * A binary is this launcher followed by a payload (the PyInstaller onedir
+ * bundle holding all five plugins, packed by build/build.py as one zlib
+ * stream) and a 128-byte trailer naming the plugin and the payload's SHA-256.
+ * All five binaries carry the same payload, so one extraction serves all.
+ *
+ * At exec we look for <cache>/<id>/ with a completion marker; when present and
+ * owned by us (not group/world-writable, on an exec-able filesystem) we exec
+ * <cache>/<id>/<plugin> (a symlink to the bundle's executable; its basename
+ * tells the bundle which plugin to run) with our argv tail, stdin/stdout/stderr
+ * and environment untouched: delegates must see exactly the caller's
+ * environment.  Otherwise we extract into a private temp dir under an
+ * exclusive lock, verify the CRC, fsync, write the marker and rename() the
+ * whole directory into place, then exec.  Why not PyInstaller onefile: it
+ * unpacks into $TMPDIR/_MEI* at every exec (>= 50 ms), fails on noexec /tmp
+ * and leaks the directory when SIGKILLed.
+ *
+ * Errors are CNI error JSON on stdout (plus one line on stderr), exit 1.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define TRAILER_SIZE 128
+#define MAGIC "CNIPYPL1"     /* format version is part of the magic */
+#define BUNDLE_EXE "cni-plugins" /* the onedir bundle's executable */
+#define MARKER ".complete"
+#define LOCK_NAME ".lock"
+#define DEFAULT_CACHE "/var/lib/cni/cni-plugins-py"
+#define BINDIR_CACHE ".cni-plugins-cache"
+#define PRUNE_AGE_SECONDS (7 * 24 * 3600)
+#define MAX_CANDIDATES 5
+
+/* CNI error codes: 5 = I/O failure, 999 = internal (Go's types.ErrInternal) */
+#define ERR_IO 5
+#define ERR_INTERNAL 999
+
+struct trailer {
+	char name[32];     /* plugin name, NUL-padded */
+	char id[64];       /* hex SHA-256 of the payload bytes */
+	uint64_t payload_size; /* compressed bytes right before the trailer */
+	uint64_t unpacked_size;
+	uint32_t crc;      /* zlib crc32 of the payload bytes */
+	uint32_t reserved;
+	char magic[8];
+};
+_Static_assert(sizeof(struct trailer) == TRAILER_SIZE, "trailer layout");
+
+static struct trailer tr;
+static char plugin[33];
+static char id[65];
+static int self_fd = -1;
+static off_t payload_off;
+
+/* ------------------------------------------------------------ errors */
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static __attribute__((noreturn)) void cni_fail(int code, const char *msg, const char *details)
+{
+	printf("{\n    \"cniVersion\": \"1.1.0\",\n    \"code\": %d,\n    \"msg\": ", code);
+	json_str(msg);
+	printf(",\n    \"details\": ");
+	json_str(details);
+	printf("\n}\n");
+	fflush(stdout);
+	fprintf(stderr, "%s: %s: %s\n", plugin[0] ? plugin : "cni-plugins", msg, details);
+	exit(1);
+}
+
+/* Reasons why cache candidates were rejected, for the final error. */
+static char why[4096];
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+	size_t n = strlen(why);
+	va_list ap;
+	if (n && n < sizeof(why) - 2) {
+		why[n++] = ';';
+		why[n++] = ' ';
+		why[n] = 0;
+	}
+	va_start(ap, fmt);
+	vsnprintf(why + n, sizeof(why) - n, fmt, ap);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------ self */
+
+/* Open our own file and read the trailer.  /proc/self/exe survives renames
+ * and unlinks of the file; without /proc (a bare chroot) the path given to
+ * execve (AT_EXECFN) is the fallback.  Returns the path for the bin-dir cache. */
+static void open_self(char *path, size_t len)
+{
+	struct stat st;
+	ssize_t n = readlink("/proc/self/exe", path, len - 1);
+	if (n > 0) {
+		path[n] = 0;
+		self_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	}
+	if (self_fd < 0) {
+		const char *fn = (const char *)getauxval(AT_EXECFN);
+		if (!fn || !realpath(fn, path))
+			snprintf(path, len, "%s", fn ? fn : "");
+		self_fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (self_fd < 0 || fstat(self_fd, &st) < 0)
+		cni_fail(ERR_INTERNAL, "cannot read own executable", strerror(errno));
+	if (st.st_size < TRAILER_SIZE ||
+	    pread(self_fd, &tr, sizeof(tr), st.st_size - TRAILER_SIZE) != TRAILER_SIZE ||
+	    memcmp(tr.magic, MAGIC, 8) != 0)
+		cni_fail(ERR_INTERNAL, "corrupt plugin binary: no payload trailer",
+			 "the file is truncated or not a cni-plugins build; reinstall it");
+	if (tr.payload_size > (uint64_t)st.st_size - TRAILER_SIZE)
+		cni_fail(ERR_INTERNAL, "corrupt plugin binary: payload size exceeds the file",
+			 "the file is truncated; reinstall it");
+	payload_off = st.st_size - TRAILER_SIZE - (off_t)tr.payload_size;
+	memcpy(plugin, tr.name, 32);
+	plugin[32] = 0;
+	memcpy(id, tr.id, 64);
+	id[64] = 0;
+	for (int i = 0; i < 64; i++)
+		if (!id[i] || !strchr("0123456789abcdef", id[i]))
+			cni_fail(ERR_INTERNAL, "corrupt plugin binary: bad payload id", id);
+	for (const char *p = plugin; *p; p++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789-_", *p))
+			cni_fail(ERR_INTERNAL, "corrupt plugin binary: bad plugin name", plugin);
+	if (!plugin[0])
+		cni_fail(ERR_INTERNAL, "corrupt plugin binary: no plugin name", "");
+}
+
+/* ------------------------------------------------------------ trust */
+
+/* Ours: owned by our euid, not writable by group or others. */
+static const char *untrusted(const struct stat *st)
+{
+	static char buf[96];
+	if (st->st_uid != geteuid()) {
+		snprintf(buf, sizeof(buf), "owned by uid %u, not %u", (unsigned)st->st_uid,
+			 (unsigned)geteuid());
+		return buf;
+	}
+	if (st->st_mode & 022) {
+		snprintf(buf, sizeof(buf), "group/world-writable (mode %04o)",
+			 (unsigned)(st->st_mode & 07777));
+		return buf;
+	}
+	return NULL;
+}
+
+/* mkdir -p with 0755 parents and a 0700 leaf. */
+static int mkdirs(const char *path)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* Open cache dir `dir` if usable (creating it), else note why and return -1. */
+static int open_cache(const char *dir)
+{
+	struct stat st;
+	struct statvfs sv;
+	const char *bad = NULL;
+	int fd;
+	if (dir[0] != '/') {
+		note("%s: not an absolute path", dir);
+		return -1;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		if (mkdirs(dir) < 0) {
+			note("%s: cannot create: %s", dir, strerror(errno));
+			return -1;
+		}
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		note("%s: cannot open: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || (bad = untrusted(&st)) != NULL) {
+		note("%s: %s", dir, bad ? bad : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (fstatvfs(fd, &sv) == 0 && (sv.f_flag & ST_NOEXEC)) {
+		note("%s: filesystem mounted noexec", dir);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A complete, trustworthy entry: returns its fd, holding a shared flock (the
+ * fd is inherited across exec, so a pruner never deletes a bundle in use).
+ * Returns -1 if absent, -2 if present but not to be trusted (reason noted). */
+static int open_entry(int cfd, const char *cdir)
+{
+	struct stat st;
+	const char *bad = NULL;
+	const char *what = "";
+	int fd = openat(cfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? -1 : -2;
+	/* Blocks only while a pruner (exclusive) is deleting this very entry. */
+	(void)flock(fd, LOCK_SH);
+	if (fstat(fd, &st) < 0 || (bad = untrusted(&st)) != NULL) {
+		what = "entry";
+	} else if (fstatat(fd, MARKER, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		close(fd); /* no marker (or a pruner just removed it) */
+		return -1;
+	} else if (!S_ISREG(st.st_mode) || (bad = untrusted(&st)) != NULL) {
+		what = "marker";
+	} else if (fstatat(fd, BUNDLE_EXE, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		   !S_ISREG(st.st_mode) || (bad = untrusted(&st)) != NULL) {
+		what = "executable";
+	} else {
+		return fd;
+	}
+	note("%s/%s: untrusted %s: %s", cdir, id, what, bad ? bad : "missing or not a file");
+	close(fd);
+	return -2;
+}
+
+static __attribute__((noreturn)) void run(const char *cdir, int efd, char **argv)
+{
+	char path[PATH_MAX];
+	(void)efd; /* stays open (no CLOEXEC): the shared lock lives on in the bundle */
+	if (snprintf(path, sizeof(path), "%s/%s/%s", cdir, id, plugin) >= (int)sizeof(path))
+		cni_fail(ERR_IO, "cache path too long", cdir);
+	argv[0] = path; /* basename = plugin; a full path lets the bundle find itself without /proc */
+	execv(path, argv);
+	cni_fail(ERR_IO, "cannot exec the unpacked plugin bundle", strerror(errno));
+}
+
+/* ------------------------------------------------------------ removal */
+
+static void rm_rf_at(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		DIR *d = fdopendir(fd);
+		struct dirent *e;
+		if (!d) {
+			close(fd);
+			return;
+		}
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				rm_rf_at(fd, e->d_name);
+		}
+		closedir(d);
+		(void)unlinkat(dfd, name, AT_REMOVEDIR);
+	} else {
+		(void)unlinkat(dfd, name, 0);
+	}
+}
+
+/* Move `name` out of the way (atomically: no one can exec a half-deleted
+ * entry) and delete it. */
+static void discard(int cfd, const char *name)
+{
+	char trash[128];
+	snprintf(trash, sizeof(trash), ".trash-%d-%ld-%s", (int)getpid(), (long)random(), name);
+	if (renameat(cfd, name, cfd, trash) == 0)
+		rm_rf_at(cfd, trash);
+}
+
+/* Under the extraction lock every .tmp-* and .trash-* dir is a leftover of a
+ * killed extractor or pruner; entries from other builds that no process holds
+ * (shared flock) and that are older than PRUNE_AGE are removed too. */
+static void sweep(int cfd)
+{
+	int fd = dup(cfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	time_t now = time(NULL);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		const char *n = e->d_name;
+		struct stat st;
+		int efd;
+		if (!strncmp(n, ".tmp-", 5) || !strncmp(n, ".trash-", 7)) {
+			rm_rf_at(cfd, n);
+			continue;
+		}
+		if (strlen(n) != 64 || strspn(n, "0123456789abcdef") != 64 || !strcmp(n, id))
+			continue;
+		efd = openat(cfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (efd < 0)
+			continue;
+		if (flock(efd, LOCK_EX | LOCK_NB) == 0 &&
+		    (fstatat(efd, MARKER, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		     now - st.st_mtime > PRUNE_AGE_SECONDS))
+			discard(cfd, n);
+		close(efd);
+	}
+	closedir(d);
+}
+
+/* ------------------------------------------------------------ extraction */
+
+struct reader {
+	z_stream zs;
+	unsigned char in[1 << 16];
+	uint64_t left; /* compressed bytes not yet read */
+	off_t pos;
+	uint32_t crc;
+	int done;
+};
+
+/* Read exactly `len` unpacked bytes.  0 on success, -1 on a corrupt payload
+ * (message in `err`), -2 on a read error. */
+static int get(struct reader *r, void *buf, size_t len, const char **err)
+{
+	r->zs.next_out = buf;
+	r->zs.avail_out = (uInt)len;
+	while (r->zs.avail_out) {
+		int rc;
+		if (r->done) {
+			*err = "payload ends early";
+			return -1;
+		}
+		if (!r->zs.avail_in && r->left) {
+			size_t want = r->left < sizeof(r->in) ? (size_t)r->left : sizeof(r->in);
+			ssize_t n = pread(self_fd, r->in, want, r->pos);
+			if (n <= 0) {
+				*err = n < 0 ? strerror(errno) : "short read";
+				return -2;
+			}
+			r->crc = (uint32_t)crc32(r->crc, r->in, (uInt)n);
+			r->pos += n;
+			r->left -= (uint64_t)n;
+			r->zs.next_in = r->in;
+			r->zs.avail_in = (uInt)n;
+		}
+		rc = inflate(&r->zs, Z_NO_FLUSH);
+		if (rc == Z_STREAM_END) {
+			r->done = 1;
+		} else if (rc != Z_OK) {
+			*err = r->zs.msg ? r->zs.msg : "inflate failed";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int safe_path(const char *p)
+{
+	if (!*p || *p == '/')
+		return 0;
+	for (const char *s = p; *s;) {
+		size_t n = strcspn(s, "/");
+		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return 0;
+		s += n;
+		if (*s == '/')
+			s++;
+	}
+	return 1;
+}
+
+static int fsync_at(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = fd >= 0 ? fsync(fd) : -1;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Record format (all in the one zlib stream, integers little-endian):
+ *   u8 type ('D' dir, 'F' file, 'L' symlink, 'E' end), u8 executable,
+ *   u16 path length, u64 data length, path, data (file bytes or link target).
+ * Directories come before their contents. */
+static int unpack(int tfd, const char **err, int *io)
+{
+	static struct reader r;
+	static unsigned char buf[1 << 16];
+	char path[PATH_MAX], target[PATH_MAX];
+	char dirs[64][256];
+	int ndirs = 0, rc = 0;
+	memset(&r.zs, 0, sizeof(r.zs));
+	r.left = tr.payload_size;
+	r.pos = payload_off;
+	r.crc = (uint32_t)crc32(0, NULL, 0);
+	r.done = 0;
+	if (inflateInit(&r.zs) != Z_OK) {
+		*err = "inflateInit failed";
+		return -1;
+	}
+	for (;;) {
+		unsigned char h[12];
+		uint16_t plen;
+		uint64_t dlen;
+		if ((rc = get(&r, h, sizeof(h), err)) != 0)
+			break;
+		plen = (uint16_t)(h[2] | h[3] << 8);
+		dlen = 0;
+		for (int i = 7; i >= 0; i--)
+			dlen = dlen << 8 | h[4 + i];
+		if (h[0] == 'E')
+			break;
+		if (plen == 0 || plen >= sizeof(path)) {
+			*err = "bad record";
+			rc = -1;
+			break;
+		}
+		if ((rc = get(&r, path, plen, err)) != 0)
+			break;
+		path[plen] = 0;
+		if (!safe_path(path)) {
+			*err = "unsafe path in payload";
+			rc = -1;
+			break;
+		}
+		if (h[0] == 'D') {
+			if (mkdirat(tfd, path, 0700) < 0)
+				goto io_error;
+			if (ndirs == 64 || snprintf(dirs[ndirs++], 256, "%s", path) >= 256) {
+				*err = "too many or too long directory names";
+				rc = -1;
+				break;
+			}
+		} else if (h[0] == 'L') {
+			if (dlen >= sizeof(target)) {
+				*err = "bad symlink record";
+				rc = -1;
+				break;
+			}
+			if ((rc = get(&r, target, (size_t)dlen, err)) != 0)
+				break;
+			target[dlen] = 0;
+			/* links stay inside the bundle: same-directory names only */
+			if (!safe_path(target) || strchr(target, '/')) {
+				*err = "unsafe symlink in payload";
+				rc = -1;
+				break;
+			}
+			if (symlinkat(target, tfd, path) < 0)
+				goto io_error;
+		} else if (h[0] == 'F') {
+			int fd = openat(tfd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+					h[1] ? 0500 : 0400);
+			if (fd < 0)
+				goto io_error;
+			while (dlen) {
+				size_t n = dlen < sizeof(buf) ? (size_t)dlen : sizeof(buf);
+				if ((rc = get(&r, buf, n, err)) != 0)
+					break;
+				for (size_t off = 0; off < n;) {
+					ssize_t w = write(fd, buf + off, n - off);
+					if (w < 0) {
+						close(fd);
+						goto io_error;
+					}
+					off += (size_t)w;
+				}
+				dlen -= n;
+			}
+			if (rc != 0) {
+				close(fd);
+				break;
+			}
+			/* data durable before the marker: no empty files after a crash */
+			if (fsync(fd) < 0 || close(fd) < 0)
+				goto io_error;
+		} else {
+			*err = "unknown record type";
+			rc = -1;
+			break;
+		}
+	}
+	if (rc == 0 && !r.done) {
+		/* the end record must close the stream: one more byte must hit its end
+		 * (and make zlib check its adler32) */
+		unsigned char extra;
+		int g = get(&r, &extra, 1, err);
+		if (g == 0) {
+			*err = "data after the end record";
+			rc = -1;
+		} else if (!r.done) {
+			rc = g;
+		}
+	}
+	if (rc == 0) {
+		if (r.left != 0 || r.zs.avail_in != 0) {
+			*err = "payload size mismatch";
+			rc = -1;
+		} else if (r.crc != tr.crc) {
+			*err = "payload CRC mismatch";
+			rc = -1;
+		}
+	}
+	/* a CRC mismatch is the most useful diagnosis of any corruption */
+	if (rc == -1) {
+		while (r.left) { /* finish the CRC over the whole payload */
+			size_t want = r.left < sizeof(r.in) ? (size_t)r.left : sizeof(r.in);
+			ssize_t n = pread(self_fd, r.in, want, r.pos);
+			if (n <= 0)
+				break;
+			r.crc = (uint32_t)crc32(r.crc, r.in, (uInt)n);
+			r.pos += n;
+			r.left -= (uint64_t)n;
+		}
+		if (!r.left && r.crc != tr.crc)
+			*err = "payload CRC mismatch";
+	}
+	inflateEnd(&r.zs);
+	if (rc == -2)
+		*io = 1;
+	if (rc == 0) {
+		for (int i = ndirs - 1; i >= 0; i--)
+			if (fsync_at(tfd, dirs[i]) < 0)
+				goto io_error_nozlib;
+	}
+	return rc;
+io_error:
+	inflateEnd(&r.zs);
+io_error_nozlib:
+	*err = strerror(errno);
+	*io = 1;
+	return -2;
+}
+
+/* Extract into cache dir `cfd`; returns the new entry's fd (shared-locked),
+ * or -1 after noting an I/O problem (the caller tries the next candidate).
+ * A corrupt payload is fatal: no other directory would fix it. */
+static int extract(int cfd, const char *cdir)
+{
+	char tmp[128];
+	const char *err = NULL;
+	int io = 0, lfd, tfd, mfd, efd, rc;
+	char line[80];
+
+	lfd = openat(cfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (lfd < 0) {
+		note("%s: cannot create the lock file: %s", cdir, strerror(errno));
+		return -1;
+	}
+	/* One extractor at a time: 20 concurrent first execs do the work once. */
+	(void)flock(lfd, LOCK_EX);
+	efd = open_entry(cfd, cdir);
+	if (efd >= 0) {
+		close(lfd);
+		return efd; /* someone else extracted it while we waited */
+	}
+	if (efd == -2) { /* present but not trustworthy: replace it */
+		discard(cfd, id);
+	}
+	sweep(cfd);
+
+	snprintf(tmp, sizeof(tmp), ".tmp-%.16s-%d", id, (int)getpid());
+	rm_rf_at(cfd, tmp);
+	if (mkdirat(cfd, tmp, 0700) < 0 ||
+	    (tfd = openat(cfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		note("%s: cannot create a temp dir: %s", cdir, strerror(errno));
+		close(lfd);
+		return -1;
+	}
+	rc = unpack(tfd, &err, &io);
+	if (rc == 0) {
+		mfd = openat(tfd, MARKER, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+		snprintf(line, sizeof(line), "%s\n", id);
+		if (mfd < 0 || write(mfd, line, strlen(line)) != (ssize_t)strlen(line) ||
+		    fsync(mfd) < 0 || close(mfd) < 0 || fsync(tfd) < 0) {
+			err = strerror(errno);
+			io = 1;
+			rc = -2;
+		}
+	}
+	close(tfd);
+	if (rc != 0) {
+		rm_rf_at(cfd, tmp);
+		close(lfd);
+		if (!io) /* corrupt payload: refuse, leave no trace */
+			cni_fail(ERR_INTERNAL, "corrupt plugin binary: refusing to unpack it",
+				 err ? err : "unknown error");
+		note("%s: extraction failed: %s", cdir, err ? err : "unknown error");
+		return -1;
+	}
+	if (renameat(cfd, tmp, cfd, id) < 0) {
+		/* lost a race with an extractor that had no lock (flock unsupported) */
+		rm_rf_at(cfd, tmp);
+	}
+	(void)fsync(cfd);
+	efd = open_entry(cfd, cdir);
+	close(lfd);
+	if (efd < 0)
+		note("%s: the unpacked entry is unusable", cdir);
+	return efd;
+}
+
+/* ------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+	char self[PATH_MAX], dirs[MAX_CANDIDATES][PATH_MAX];
+	int n = 0;
+	const char *env;
+	(void)argc;
+
+	open_self(self, sizeof(self));
+
+	/* Candidates, in order (see build/README.md for why). */
+	env = getenv("CNI_PLUGINS_CACHE_DIR");
+	if (env && *env)
+		snprintf(dirs[n++], PATH_MAX, "%s", env);
+	snprintf(dirs[n++], PATH_MAX, "%s", DEFAULT_CACHE);
+	if (strrchr(self, '/') && self[0] == '/')
+		snprintf(dirs[n++], PATH_MAX, "%.*s/%s", (int)(strrchr(self, '/') - self), self,
+			 BINDIR_CACHE);
+	env = getenv("TMPDIR");
+	if (env && *env && strcmp(env, "/tmp") && strcmp(env, "/tmp/"))
+		snprintf(dirs[n++], PATH_MAX, "%s/cni-plugins-py-%u", env, (unsigned)geteuid());
+	snprintf(dirs[n++], PATH_MAX, "/tmp/cni-plugins-py-%u", (unsigned)geteuid());
+
+	for (int i = 0; i < n; i++) {
+		int cfd = open_cache(dirs[i]);
+		int efd;
+		if (cfd < 0)
+			continue;
+		efd = open_entry(cfd, dirs[i]);
+		if (efd < 0)
+			efd = extract(cfd, dirs[i]);
+		close(cfd);
+		if (efd >= 0)
+			run(dirs[i], efd, argv);
+	}
+	cni_fail(ERR_IO, "no usable directory to unpack the plugin bundle into", why);
+}
