@@ -131,9 +131,49 @@ def build_bundle(modules: dict[str, str], version: str) -> Path:
     env = dict(os.environ, PYTHONHASHSEED="0", SOURCE_DATE_EPOCH=_source_date_epoch())
     subprocess.run([sys.executable, "-m", "PyInstaller", *args], check=True, env=env, cwd=REPO)
     bundle = dist / BUNDLE
+    # PyInstaller's bootloader links libz.so.1 from the host; point it at the
+    # copy in the bundle so that glibc is all the host must provide.
+    try:
+        subprocess.run(
+            ["patchelf", "--set-rpath", "$ORIGIN/_internal", str(bundle / BUNDLE)], check=True
+        )
+    except FileNotFoundError:
+        sys.exit("patchelf not found: run scripts/setup.sh (apt-get install patchelf)")
+    check_host_libraries(bundle)
     for name in modules:
         (bundle / name).symlink_to(BUNDLE)
     return bundle
+
+
+# What a node must provide: glibc (and the vDSO); anything else must be bundled.
+GLIBC = ("linux-vdso", "libc.so", "libm.so", "libdl.so", "libpthread.so", "librt.so", "ld-linux")
+
+
+def check_host_libraries(bundle: Path) -> None:
+    """Fail unless every ELF file in the bundle finds all its libraries in the
+    bundle or in glibc (the executable without LD_LIBRARY_PATH, as at its first
+    exec; the rest with the LD_LIBRARY_PATH the bootloader sets)."""
+    internal = bundle / "_internal"
+    outside: set[str] = set()
+    for path in sorted(p for p in bundle.rglob("*") if p.is_file() and not p.is_symlink()):
+        with open(path, "rb") as f:
+            if f.read(4) != b"\x7fELF":
+                continue
+        env = {} if path.name == BUNDLE else {"LD_LIBRARY_PATH": str(internal)}
+        out = subprocess.run(
+            ["ldd", str(path)], capture_output=True, text=True, env=env, check=False
+        ).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if not parts or os.path.basename(parts[0]).startswith(GLIBC) or "static" in line:
+                continue
+            resolved = parts[2] if len(parts) > 2 and parts[1] == "=>" else parts[0]
+            if not resolved.startswith(str(bundle)):
+                outside.add(f"{path.relative_to(bundle)}: {parts[0]} => {resolved}")
+    if outside:
+        sys.exit(
+            "the bundle needs host libraries besides glibc:\n  " + "\n  ".join(sorted(outside))
+        )
 
 
 def pack(tree: Path) -> tuple[bytes, int]:

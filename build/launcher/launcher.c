@@ -200,6 +200,23 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
+/* Is the nearest existing ancestor of `path` on a noexec filesystem?  (So we
+ * do not create directories we would not use.) */
+static int noexec_ancestor(const char *path)
+{
+	char tmp[PATH_MAX];
+	struct statvfs sv;
+	char *slash;
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return 0;
+	while (statvfs(tmp, &sv) < 0) {
+		if (errno != ENOENT || !(slash = strrchr(tmp, '/')) || slash == tmp)
+			return 0;
+		*slash = 0;
+	}
+	return (sv.f_flag & ST_NOEXEC) != 0;
+}
+
 /* Open cache dir `dir` if usable (creating it), else note why and return -1. */
 static int open_cache(const char *dir)
 {
@@ -213,6 +230,10 @@ static int open_cache(const char *dir)
 	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
+		if (noexec_ancestor(dir)) {
+			note("%s: filesystem mounted noexec", dir);
+			return -1;
+		}
 		if (mkdirs(dir) < 0) {
 			note("%s: cannot create: %s", dir, strerror(errno));
 			return -1;
@@ -275,6 +296,11 @@ static __attribute__((noreturn)) void run(const char *cdir, int efd, char **argv
 		cni_fail(ERR_IO, "cache path too long", cdir);
 	argv[0] = path; /* basename = plugin; a full path lets the bundle find itself without /proc */
 	execv(path, argv);
+	if (errno == ENOENT) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "this build has no plugin named \"%s\"", plugin);
+		cni_fail(ERR_INTERNAL, msg, path);
+	}
 	cni_fail(ERR_IO, "cannot exec the unpacked plugin bundle", strerror(errno));
 }
 
