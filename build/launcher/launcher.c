@@ -291,7 +291,14 @@ static int open_entry(int cfd, const char *cdir)
 static __attribute__((noreturn)) void run(const char *cdir, int efd, char **argv)
 {
 	char path[PATH_MAX];
-	(void)efd; /* stays open (no CLOEXEC): the shared lock lives on in the bundle */
+	/* efd stays open (no CLOEXEC): the shared lock lives on in the bundle.  If
+	 * the caller closed a standard descriptor, efd may have taken its number:
+	 * move it up so the plugin never reads or writes a directory. */
+	if (efd < 3) {
+		int high = fcntl(efd, F_DUPFD, 3);
+		if (high >= 0)
+			close(efd);
+	}
 	if (snprintf(path, sizeof(path), "%s/%s/%s", cdir, id, plugin) >= (int)sizeof(path))
 		cni_fail(ERR_IO, "cache path too long", cdir);
 	argv[0] = path; /* basename = plugin; a full path lets the bundle find itself without /proc */

@@ -143,6 +143,59 @@ def test_an_unknown_plugin_name_fails_cleanly(tmp_path: Path, cache: Path) -> No
     assert err["code"] == 999 and "nosuch" in err["msg"]
 
 
+FAKE_IPAM = """#!/bin/sh
+tr '\\0' '\\n' < /proc/$$/environ > "$DUMP/env"
+ls -l /proc/$$/fd/ > "$DUMP/fds"
+cat >/dev/null
+printf '{"cniVersion":"1.0.0","ips":[{"address":"10.99.0.2/24","gateway":"10.99.0.1"}]}'
+"""
+
+
+def test_a_delegate_gets_the_callers_environment_and_no_cache_descriptor(
+    tmp_path: Path, cache: Path, make_netns: Callable[[], str]
+) -> None:
+    """Launcher and bootloader add nothing that reaches a delegate: not an
+    environment variable, not the cache lock's descriptor."""
+    if "bridge" not in names():
+        pytest.skip("no bridge binary")
+    plugins = tmp_path / "bin"
+    plugins.mkdir()
+    shutil.copy2(bin_dir() / "bridge", plugins / "bridge")
+    (plugins / "fake-ipam").write_text(FAKE_IPAM)
+    (plugins / "fake-ipam").chmod(0o755)
+    node, pod = make_netns(), make_netns()
+    env = {
+        "PATH": PATH,
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": "env-pod",
+        "CNI_NETNS": pod,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(plugins),
+        "CNI_PLUGINS_CACHE_DIR": str(cache),
+        "LD_LIBRARY_PATH": "/caller/lib",
+        "DUMP": str(tmp_path),
+    }
+    conf = {
+        "cniVersion": "1.0.0",
+        "name": "envtest",
+        "type": "bridge",
+        "bridge": "cnienv0",
+        "ipam": {"type": "fake-ipam"},
+    }
+    proc = subprocess.run(
+        ["ip", "netns", "exec", Path(node).name, str(plugins / "bridge")],
+        input=json.dumps(conf).encode(),
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    got = dict(line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines())
+    assert got == env
+    assert str(cache) not in (tmp_path / "fds").read_text()
+
+
 # ------------------------------------------------------------ concurrency, corruption
 
 
