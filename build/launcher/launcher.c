@@ -627,9 +627,9 @@ static int extract(int cfd, const char *cdir)
 		close(lfd);
 		return efd; /* someone else extracted it while we waited */
 	}
-	if (efd == -2) { /* present but not trustworthy: replace it */
-		discard(cfd, id);
-	}
+	/* Under the lock, whatever sits at <id> without passing open_entry (no
+	 * marker, untrusted, a symlink or file) is junk: replace it. */
+	discard(cfd, id);
 	sweep(cfd);
 
 	snprintf(tmp, sizeof(tmp), ".tmp-%.16s-%d", id, (int)getpid());

@@ -267,7 +267,10 @@ def test_a_tampered_cache_entry_is_not_used(cache: Path) -> None:
     def exe_mode() -> None:
         exe.chmod(0o777)
 
-    for tamper in (entry_mode, entry_owner, marker_mode, exe_mode):
+    def no_marker() -> None:
+        (entry / ".complete").unlink()
+
+    for tamper in (entry_mode, entry_owner, marker_mode, exe_mode, no_marker):
         # a planted executable, and something that makes the entry untrustworthy
         exe.chmod(0o700)
         exe.write_text("#!/bin/sh\necho TAMPERED\n")
