@@ -113,6 +113,8 @@ def test_runtime_gc_releases_stale(
     runtime.add(conflist, stale)
     runtime.gc(conflist, [keep])
     store = cnf_world.tmp / "ipam" / NETWORK_NAME
-    owners = {p.read_text().split("\r\n")[0] for p in store.iterdir() if p.name[0].isdigit()}
+    owners = {
+        p.read_bytes().split(b"\r\n")[0].decode() for p in store.iterdir() if p.name[0].isdigit()
+    }
     assert owners == {"cnf-keep"}, f"reservations after GC: {owners}"
     runtime.delete(conflist, keep)
