@@ -68,7 +68,18 @@ def _undo_failed_add(conf: config.FlannelConf, args: CmdArgs, data: bytes) -> No
 
 def cmd_del(args: CmdArgs) -> None:
     conf = config.FlannelConf(args.config)
-    saved = _load_saved(conf, args)
+    try:
+        saved = _load_saved(conf, args)
+    except _Unusable as exc:
+        # A torn or corrupt file must not block the pod's teardown (flannel#1662),
+        # nor leak its address and rules: replay what ADD renders today instead.
+        saved = _rendered_for_del(conf, args)
+        _log(
+            f"flannel: {exc}; "
+            + ("deleting with the config rendered from the subnet file" if saved else "ignoring it")
+        )
+        if saved is None:
+            return
     if saved is None:
         return
     delegate_type, data = saved
@@ -78,7 +89,10 @@ def cmd_del(args: CmdArgs) -> None:
 
 def cmd_check(args: CmdArgs) -> None:
     conf = config.FlannelConf(args.config)
-    saved = _load_saved(conf, args)
+    try:
+        saved = _load_saved(conf, args)
+    except _Unusable as exc:
+        raise UnknownContainer(f"flannel: {exc}") from None
     if saved is None:
         raise UnknownContainer(
             f"flannel: no saved config for container {args.container_id} in {conf.data_dir}"
@@ -130,29 +144,52 @@ def _gc_template(conf: config.FlannelConf, args: CmdArgs) -> dict[str, Any] | No
     return None
 
 
+class _Unusable(Exception):
+    """The saved file exists but cannot be replayed (unreadable, a symlink, corrupt)."""
+
+
 def _load_saved(conf: config.FlannelConf, args: CmdArgs) -> tuple[str, bytes] | None:
     """The saved delegate config, with this call's prevResult added when the
-    versions agree; ``None`` when there is nothing usable (logged)."""
+    versions agree; ``None`` when there is none; ``_Unusable`` when it is broken."""
     try:
         data = store.load(conf.data_dir, args.container_id)
     except store.SavedConfigError as exc:
-        _log(f"flannel: {exc}; nothing to delegate")
-        return None
+        raise _Unusable(str(exc)) from None
     if data is None:
         return None
     try:
         obj = json.loads(data)
-        if not isinstance(obj, dict) or not isinstance(obj.get("type", "bridge"), str):
-            raise ValueError("not a JSON object with a string 'type'")
-    except ValueError as exc:
-        # A torn or corrupt file must not block the pod's teardown forever (flannel#1662).
-        _log(f"flannel: saved config for {args.container_id} is unusable ({exc}); ignoring it")
+        if not isinstance(obj, dict) or not _plain_name(obj.get("type", "bridge")):
+            raise ValueError("not a JSON object with a plain file name as 'type'")
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise _Unusable(f"saved config for {args.container_id} is unusable ({exc})") from None
+    return _with_prev(obj, args, data)
+
+
+def _rendered_for_del(conf: config.FlannelConf, args: CmdArgs) -> tuple[str, bytes] | None:
+    """The delegate config ADD would render now (host-local and bridge DEL need
+    only its name, bridge and dataDir), or ``None`` without a valid subnet file."""
+    try:
+        obj = config.render_delegate(conf, subnet_env.load(conf.subnet_file))
+    except subnet_env.SubnetEnvError:
         return None
+    return _with_prev(obj, args)
+
+
+def _with_prev(
+    obj: dict[str, Any], args: CmdArgs, data: bytes | None = None
+) -> tuple[str, bytes]:
+    """(delegate type, config bytes): ``data`` as saved, unless this call's
+    prevResult is added (when the versions agree)."""
     prev = args.config.get("prevResult")
     if prev is not None and obj.get("cniVersion", "") == args.config.get("cniVersion", ""):
         obj["prevResult"] = prev
-        data = config.encode(obj)
-    return str(obj.get("type", "bridge")), data
+        data = None
+    return str(obj.get("type", "bridge")), data if data is not None else config.encode(obj)
+
+
+def _plain_name(value: object) -> bool:
+    return isinstance(value, str) and value not in ("", ".", "..") and "/" not in value
 
 
 def _save(conf: config.FlannelConf, container_id: str, data: bytes) -> None:

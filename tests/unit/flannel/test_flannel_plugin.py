@@ -143,25 +143,61 @@ def test_failed_delegate_del_keeps_the_file_for_the_retry(node: Node) -> None:
     assert not node.saved().exists()
 
 
-@pytest.mark.parametrize("content", [b"", b'{"type": "bri', b"[1,2]", b'{"type": 5}'])
-def test_corrupt_saved_file_does_not_block_del(node: Node, content: bytes) -> None:
-    node.data_dir.mkdir(mode=0o700)
+CORRUPT = [
+    b"",
+    b'{"type": "bri',
+    b"[1,2]",
+    b'{"type": 5}',
+    b'{"type": "../../bin/sh"}',
+    b"\xff\xfe\x00",
+]
+
+
+@pytest.mark.parametrize("content", CORRUPT)
+def test_corrupt_saved_file_is_replaced_by_the_rendered_config_on_del(
+    node: Node, content: bytes
+) -> None:
+    """flannel#1662: a torn file must not block DEL; and (beyond the reference,
+    which leaks the address and the rules) the delegate still gets its DEL,
+    with the config ADD renders from the current subnet file."""
+    assert node.run("ADD", node.conf())[0] == 0
+    added = json.loads(node.delegate.calls()[0]["stdin"])
     node.saved().write_bytes(content)
     rc, out, err = node.run("DEL", node.conf())
     assert (rc, out) == (0, None)
-    assert "unusable" in err
+    assert "rendered from the subnet file" in err
+    assert node.delegate.commands() == ["ADD", "DEL"]
+    assert json.loads(node.delegate.calls()[1]["stdin"]) == added
+    assert not node.saved().exists()
+
+
+@pytest.mark.parametrize("content", CORRUPT[:2])
+def test_corrupt_saved_file_without_subnet_file_does_not_block_del(
+    node: Node, content: bytes
+) -> None:
+    node.data_dir.mkdir(mode=0o700)
+    node.saved().write_bytes(content)
+    node.subnet_file.unlink()
+    rc, out, err = node.run("DEL", node.conf())
+    assert (rc, out) == (0, None)
+    assert "ignoring it" in err
     assert node.delegate.calls() == []
+    assert node.saved().exists()  # GC drops it once the container is not listed
 
 
 def test_symlink_planted_in_data_dir_is_not_followed(node: Node) -> None:
     victim = node.tmp / "victim"
-    victim.write_text("precious")
+    victim.write_text('{"type": "evil"}')
     node.data_dir.mkdir(mode=0o700)
     os.symlink(victim, node.saved())
     rc, out, err = node.run("DEL", node.conf())
     assert (rc, out) == (0, None) and "cannot read saved config" in err
+    assert [json.loads(c["stdin"])["type"] for c in node.delegate.calls()] == ["bridge"]
+    assert victim.read_text() == '{"type": "evil"}'
+    assert not node.saved().is_symlink()  # the link itself is gone, its target is not
+    os.symlink(victim, node.saved())
     assert node.run("ADD", node.conf())[0] == 0
-    assert victim.read_text() == "precious"
+    assert victim.read_text() == '{"type": "evil"}'
     assert not node.saved().is_symlink()
 
 
