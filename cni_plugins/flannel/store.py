@@ -27,7 +27,12 @@ def _path(data_dir: str, container_id: str) -> str:
 
 
 def save(data_dir: str, container_id: str, data: bytes) -> None:
-    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    # Missing parents 0755 (not 0777 & ~umask: world-writable under umask 0).
+    old_umask = os.umask(0o022)
+    try:
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    finally:
+        os.umask(old_umask)
     final = _path(data_dir, container_id)
     tmp = os.path.join(data_dir, f".{container_id}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

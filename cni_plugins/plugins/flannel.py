@@ -176,9 +176,7 @@ def _rendered_for_del(conf: config.FlannelConf, args: CmdArgs) -> tuple[str, byt
     return _with_prev(obj, args)
 
 
-def _with_prev(
-    obj: dict[str, Any], args: CmdArgs, data: bytes | None = None
-) -> tuple[str, bytes]:
+def _with_prev(obj: dict[str, Any], args: CmdArgs, data: bytes | None = None) -> tuple[str, bytes]:
     """(delegate type, config bytes): ``data`` as saved, unless this call's
     prevResult is added (when the versions agree)."""
     prev = args.config.get("prevResult")

@@ -27,6 +27,7 @@ from cni_plugins.spec.errors import (
     InternalError,
     InvalidConfig,
     InvalidEnvironment,
+    InvalidNetNS,
     IOFailure,
 )
 
@@ -160,6 +161,8 @@ def parse_invocation(
         validate_container_id(container_id)
     if "CNI_IFNAME" in required:
         validate_ifname(ifname)
+    if command in ("ADD", "CHECK", "DEL"):
+        refuse_own_netns(environ)
     config = decode_config(stdin)
     cni_version = config_version(config, plugin.versions)
     validate_network_name(config.get("name"))
@@ -178,6 +181,28 @@ def parse_invocation(
         prev_result=prev_result,
         environ=environ,
     )
+
+
+def refuse_own_netns(environ: Mapping[str, str]) -> None:
+    """Code 8 when CNI_NETNS is the plugin's own network namespace (a reused
+    ``/proc/<pid>/ns/net`` now naming the host's: plugins#714), before any
+    handler acts, so not even node-side state of the container is touched
+    (Go's skel checks only after the handler ran).  ``CNI_NETNS_OVERRIDE=1``
+    allows it, as in Go.  Paths that do not exist are left to the handlers
+    (DEL succeeds for a namespace already gone)."""
+    path = environ.get("CNI_NETNS", "")
+    if not path or environ.get("CNI_NETNS_OVERRIDE", "").lower() in ("1", "true"):
+        return
+    try:
+        st = os.stat(path)
+        own = os.stat("/proc/thread-self/ns/net")
+    except (OSError, ValueError):
+        return
+    if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
+        raise InvalidNetNS(
+            f"CNI_NETNS {path!r} is the plugin's own network namespace; refusing to act"
+            " (set CNI_NETNS_OVERRIDE=1 to allow)"
+        )
 
 
 def decode_config(stdin: bytes) -> dict[str, Any]:

@@ -167,6 +167,8 @@ class World:
         # only the plugin, leaving its children to finish as orphans (what a
         # runtime's exec timeout does).
         self.kill_group = True
+        # Prepended to every plugin exec (e.g. strace) by tests that watch the plugins.
+        self.wrapper: list[str] = []
         self.write_subnet_env(ipmasq=ipmasq)
         self.node = self.netns("node")
         sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -266,7 +268,7 @@ class World:
     def start(self, plugin: str, command: str, pod: Pod, conf: Json) -> subprocess.Popen[bytes]:
         """Start one plugin exec in the node namespace, in its own process group."""
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.node, str(self.bin / plugin)],
+            [*self.wrapper, "ip", "netns", "exec", self.node, str(self.bin / plugin)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -10,7 +10,8 @@ Layout (a node can switch between the Go binary and ours with pods running)::
 
 Beyond Go: every file operation is relative to a descriptor of the network
 directory and refuses symlinks (O_NOFOLLOW), so nothing planted in the
-directory redirects a write; reservation files are fsync'd, so a crash cannot
+directory redirects a write; the network directory itself must not be a
+symlink either (Go follows one); reservation files are fsync'd, so a crash cannot
 leave an empty file that neither implementation could attribute; FIFOs and
 other non-regular entries are never read; only names that are an address in
 canonical form count as reservations (Go also reads ``lock`` and the cursors).
@@ -71,8 +72,18 @@ class DiskStore:
         if self._dir_fd is not None:
             raise RuntimeError("DiskStore lock is not reentrant")
         try:
-            os.makedirs(self.directory, DIR_MODE, exist_ok=True)
-            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            # Missing parents get 0755 too, whatever the runtime's umask (makedirs
+            # would make them 0777 & ~umask: world-writable under umask 0).
+            old_umask = os.umask(0o022)
+            try:
+                os.makedirs(self.directory, DIR_MODE, exist_ok=True)
+            finally:
+                os.umask(old_umask)
+            # O_NOFOLLOW: a symlink planted as <dataDir>/<network> is refused (ELOOP),
+            # never followed; dataDir itself is the operator's choice and may be one.
+            dir_fd = os.open(
+                self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            )
         except OSError as exc:
             raise _io("create state directory", self.directory, exc) from None
         try:
