@@ -10,6 +10,7 @@ Python (issue 7).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -319,14 +320,21 @@ def test_sigkill_during_extraction_leaves_nothing_that_breaks_the_next_exec(
 
 def test_old_entries_are_pruned_unless_recent_or_in_use(cache: Path) -> None:
     binary = bin_dir() / "loopback"
-    old, recent = "a" * 64, "b" * 64
-    for name in (old, recent):
+    old, recent, busy = "a" * 64, "b" * 64, "c" * 64
+    week_ago = time.time() - 8 * 24 * 3600
+    for name in (old, recent, busy):
         (cache / name).mkdir(parents=True)
         (cache / name / ".complete").write_text(name)
-    week_ago = time.time() - 8 * 24 * 3600
-    os.utime(cache / old / ".complete", (week_ago, week_ago))
-    assert_version_ok(version(binary, cache))  # an extraction prunes
-    assert listing(cache) == [".lock", payload_id(binary), recent]
+        if name != recent:
+            os.utime(cache / name / ".complete", (week_ago, week_ago))
+    # a process running from `busy` holds it as the launcher does: shared flock
+    fd = os.open(cache / busy, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        assert_version_ok(version(binary, cache))  # an extraction prunes
+    finally:
+        os.close(fd)
+    assert listing(cache) == sorted([".lock", payload_id(binary), recent, busy])
 
 
 # ------------------------------------------------------------ where the cache goes
