@@ -253,6 +253,16 @@ def _print(stdout: TextIO, obj: Mapping[str, Any]) -> None:
     stdout.flush()
 
 
+def run_in_process(plugin: Plugin, stdin: bytes, environ: Mapping[str, str]) -> tuple[int, bytes]:
+    """Run ``plugin`` as if exec'd: same environment and stdin, stdout captured,
+    stderr shared (a delegate's stderr is its caller's anyway)."""
+    import io
+
+    out = io.StringIO()
+    code = run(plugin, environ=environ, stdin=io.BytesIO(stdin), stdout=out, stderr=sys.stderr)
+    return code, out.getvalue().encode()
+
+
 def main(plugin: Plugin) -> NoReturn:
     """Process entry point of every binary."""
     import io

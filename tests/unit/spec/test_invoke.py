@@ -149,3 +149,37 @@ def test_clean_environ_when_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
         }
     )
     assert env == {"LD_LIBRARY_PATH": "/usr/local/lib", "CNI_COMMAND": "ADD"}
+
+
+def test_in_process_runner_gets_the_same_env_and_stdin(tmp_path: Path) -> None:
+    path = make_delegate(tmp_path / "bin")
+    args = cmd_args(tmp_path, (str(tmp_path / "bin"),))
+    seen: list[tuple[bytes, dict[str, str]]] = []
+
+    def runner(stdin: bytes, environ: object) -> tuple[int, bytes]:
+        assert isinstance(environ, dict)
+        seen.append((stdin, environ))
+        return 0, b'{"cniVersion": "1.0.0", "ips": [{"address": "10.9.0.3/16"}]}'
+
+    invoke.set_in_process_resolver(lambda p: runner if p == str(path) else None)
+    try:
+        result = invoke.delegate_add("ipam", b'{"x": 1}', args)
+    finally:
+        invoke._in_process_resolver = None
+    assert [str(ip.address) for ip in result.ips] == ["10.9.0.3/16"]
+    ((stdin, env),) = seen
+    assert stdin == b'{"x": 1}'
+    assert env == {**args.environ, "CNI_COMMAND": "ADD"}
+    assert not (tmp_path / "record").exists()  # nothing was exec'd
+
+
+def test_in_process_errors_pass_through_like_exec(tmp_path: Path) -> None:
+    make_delegate(tmp_path / "bin")
+    args = cmd_args(tmp_path, (str(tmp_path / "bin"),))
+    invoke.set_in_process_resolver(lambda p: lambda s, e: (1, b'{"code": 11, "msg": "later"}'))
+    try:
+        with pytest.raises(CNIError) as info:
+            invoke.delegate_del("ipam", b"{}", args)
+    finally:
+        invoke._in_process_resolver = None
+    assert (info.value.code, info.value.msg) == (11, "later")
