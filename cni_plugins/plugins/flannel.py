@@ -23,6 +23,7 @@ from cni_plugins.flannel import config, store, subnet_env
 from cni_plugins.spec import invoke, skel
 from cni_plugins.spec.args import VALID_ATTACHMENTS_KEYS, valid_attachments
 from cni_plugins.spec.errors import (
+    INVALID_CONFIG,
     CNIError,
     IOFailure,
     PluginNotAvailable,
@@ -46,6 +47,8 @@ def cmd_add(args: CmdArgs) -> Result:
         raise TryAgainLater(str(exc), "flanneld has not written a valid subnet file yet") from exc
     delegate = config.render_delegate(conf, env)
     data = config.encode(delegate)
+    # A delegate that is not there did nothing: fail before saving anything.
+    invoke.find_plugin(conf.delegate_type, args.path)
     _log(f"flannel: delegating to {conf.delegate_type}: {data.decode()}")
     _save(conf, args.container_id, data)
     try:
@@ -60,9 +63,13 @@ def _undo_failed_add(conf: config.FlannelConf, args: CmdArgs, data: bytes) -> No
     try:
         invoke.delegate_del(conf.delegate_type, data, args)
     except CNIError as exc:
-        # Keep the file: the runtime's DEL will replay it and retry the release.
         _log(f"flannel: delegate DEL after failed ADD failed too: {exc}")
-        return
+        if exc.code != INVALID_CONFIG:
+            # Keep the file: the runtime's DEL will replay it and retry the release.
+            return
+        # The delegate rejects this config outright (a bad 'delegate' value in
+        # the conflist): replaying it could never succeed, and would only make
+        # every DEL of this pod fail.
     store.remove(conf.data_dir, args.container_id)
 
 

@@ -248,3 +248,32 @@ def test_gc_rejects_malformed_attachment_list(node: Node) -> None:
     conf["cni.dev/valid-attachments"] = "all"
     rc, err, _ = node.run("GC", conf)
     assert rc == 1 and err["code"] == 7
+
+
+def test_missing_delegate_fails_add_before_anything_is_saved(node: Node) -> None:
+    rc, err, _ = node.run("ADD", node.conf(delegate={"type": "no-such-plugin"}))
+    assert rc == 1 and err["code"] == 4 and "no-such-plugin" in err["msg"]
+    assert not node.saved().exists()
+    assert node.run("DEL", node.conf(delegate={"type": "no-such-plugin"}))[:2] == (0, None)
+
+
+def test_config_the_delegate_rejects_leaves_no_saved_file(node: Node) -> None:
+    """A bad 'delegate' value (delegate ADD and DEL both answer code 7) must not
+    leave a file whose replay would fail every DEL of the pod (found by the
+    reliability fuzzer)."""
+    bad = {"error": {"code": 7, "msg": "mtu: must be an integer"}}
+    node.delegate.control(ADD=bad, DEL=bad)
+    rc, err, _ = node.run("ADD", node.conf())
+    assert rc == 1 and err["code"] == 7
+    assert node.delegate.commands() == ["ADD", "DEL"]
+    assert not node.saved().exists()
+    assert node.run("DEL", node.conf())[:2] == (0, None)
+
+
+def test_other_delegate_del_failures_keep_the_file_for_the_retry(node: Node) -> None:
+    node.delegate.control(
+        ADD={"error": {"code": 999, "msg": "boom"}}, DEL={"error": {"code": 11, "msg": "busy"}}
+    )
+    rc, err, _ = node.run("ADD", node.conf())
+    assert rc == 1 and err["code"] == 999
+    assert node.saved().exists()
