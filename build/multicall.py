@@ -51,6 +51,54 @@ def _release_cache_lock_fd() -> None:
             os.set_inheritable(fd, False)
 
 
+# The launcher's trailer (build.py TRAILER, launcher.c struct trailer):
+# name[32], id[64] (hex SHA-256 of the payload), sizes, crc, reserved, magic[8].
+_TRAILER_SIZE = 128
+_MAGIC = b"CNIPYPL1"
+
+
+def _own_build_id() -> str:
+    """The launcher runs us from ``<cache>/<id>/``: the directory name is our
+    build's payload hash."""
+    return os.path.basename(os.path.dirname(os.path.realpath(sys.executable)))
+
+
+def _trailer_of(path: str) -> tuple[str, str] | None:
+    """(plugin name, build id) from a binary's trailer, None if it has none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-_TRAILER_SIZE, os.SEEK_END)
+            raw = f.read(_TRAILER_SIZE)
+    except OSError:
+        return None
+    if len(raw) != _TRAILER_SIZE or raw[-8:] != _MAGIC:
+        return None
+    return raw[:32].rstrip(b"\0").decode(errors="replace"), raw[32:96].decode(errors="replace")
+
+
+def _install_in_process_delegation() -> None:
+    """Delegates that are binaries of this very build (same payload hash) run in
+    this process: same code, same environment and stdin, no exec (DESIGN.md
+    section 4).  Anything else, including our binaries of another build, is
+    exec'd as the spec describes."""
+    from cni_plugins.spec import invoke, skel
+
+    own = _own_build_id()
+    if len(own) != 64:
+        return  # not running from a cache entry: always exec
+
+    def resolve(path: str) -> invoke.Runner | None:
+        found = _trailer_of(path)
+        if found is None or found[1] != own or found[0] not in PLUGINS:
+            return None
+        module = f"cni_plugins.plugins.{PLUGINS[found[0]]}"
+        __import__(module)
+        plugin = sys.modules[module].PLUGIN
+        return lambda stdin, environ: skel.run_in_process(plugin, stdin, environ)
+
+    invoke.set_in_process_resolver(resolve)
+
+
 def unknown_name(name: str) -> int:
     import json
 
@@ -73,6 +121,8 @@ def main() -> None:
         sys.exit(unknown_name(name))
     if getattr(sys, "frozen", False):
         _release_cache_lock_fd()
+        if module in ("flannel", "bridge"):  # the plugins that delegate
+            _install_in_process_delegation()
     if BUILD_VERSION is not None:
         import cni_plugins
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -195,6 +196,77 @@ def test_a_delegate_gets_the_callers_environment_and_no_cache_descriptor(
     got = dict(line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines())
     assert got == env
     assert str(cache) not in (tmp_path / "fds").read_text()
+
+
+def test_delegates_of_our_build_run_in_process_others_are_execd(
+    tmp_path: Path, cache: Path, make_netns: Callable[[], str]
+) -> None:
+    """flannel -> bridge -> host-local of one build is one process (DESIGN.md
+    section 4); a foreign IPAM in CNI_PATH is exec'd as the spec says."""
+    if not {"flannel", "bridge", "host-local"} <= set(names()) or not shutil.which("strace"):
+        pytest.skip("needs flannel, bridge, host-local and strace")
+    node, pod = make_netns(), make_netns()
+    (tmp_path / "subnet.env").write_text(
+        "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.9.1/24\n"
+        "FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
+    )
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    for name in ("flannel", "bridge"):
+        os.symlink(bin_dir() / name, foreign / name)
+    (foreign / "fake-ipam").write_text(FAKE_IPAM)
+    (foreign / "fake-ipam").chmod(0o755)
+
+    def execs(cni_path: Path, ipam: dict[str, str], bridge: str) -> list[str]:
+        conf = {
+            "cniVersion": "1.0.0",
+            "name": "inproc",
+            "type": "flannel",
+            "subnetFile": str(tmp_path / "subnet.env"),
+            "dataDir": str(tmp_path / "flannel"),
+            "ipam": {"dataDir": str(tmp_path / "ipam"), **ipam},
+            "delegate": {"bridge": bridge},
+        }
+        env = {
+            "PATH": PATH,
+            "CNI_CONTAINERID": "inproc",
+            "CNI_NETNS": pod,
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": str(cni_path),
+            "CNI_PLUGINS_CACHE_DIR": str(cache),
+            "DUMP": str(tmp_path),
+        }
+        trace = tmp_path / "trace"
+        for command in ("ADD", "DEL"):
+            proc = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    Path(node).name,
+                    "strace",
+                    "-f",
+                    "-qq",
+                    "-e",
+                    "trace=execve",
+                    "-o",
+                    str(trace),
+                    str(cni_path / "flannel"),
+                ],
+                input=json.dumps(conf).encode(),
+                env={**env, "CNI_COMMAND": command},
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+        text = trace.read_text()  # the DEL's trace
+        return [Path(p).name for p in re.findall(r'execve\("([^"]+)"', text)]
+
+    ours = execs(bin_dir(), {}, "cniours0")
+    assert "bridge" not in ours and "host-local" not in ours, ours
+    theirs = execs(foreign, {"type": "fake-ipam"}, "cnifake0")
+    assert "fake-ipam" in theirs, theirs
 
 
 # ------------------------------------------------------------ concurrency, corruption
