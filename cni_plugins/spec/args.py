@@ -34,6 +34,7 @@ class CmdArgs:
         "ifname",
         "netns",
         "path",
+        "plugin",
         "prev_result",
         "stdin",
     )
@@ -52,6 +53,7 @@ class CmdArgs:
         path: tuple[str, ...] = (),
         prev_result: Result | None = None,
         environ: Mapping[str, str] | None = None,
+        plugin: str = "",
     ) -> None:
         self.command = command
         self.container_id = container_id
@@ -64,6 +66,8 @@ class CmdArgs:
         self.cni_version = cni_version
         self.prev_result = prev_result
         self.environ: Mapping[str, str] = environ if environ is not None else {}
+        # The running plugin's own name: a delegate of the same type would recurse.
+        self.plugin = plugin
 
     @property
     def name(self) -> str:

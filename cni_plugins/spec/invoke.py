@@ -108,6 +108,9 @@ def exec_plugin(path: str, stdin: bytes, environ: Mapping[str, str]) -> tuple[in
 # A binary's path -> a runner of it in this process, ``(stdin, environ) ->
 # (exit status, stdout)``, or None unless it is provably of our own build.
 _in_process_resolver: Callable[[str], Runner | None] | None = None
+# flannel -> bridge -> host-local is 2 deep; a loop between configs is not.
+_MAX_IN_PROCESS_DEPTH = 8
+_in_process_depth = 0
 
 
 def set_in_process_resolver(resolver: Callable[[str], Runner | None]) -> None:
@@ -121,12 +124,26 @@ def delegate(command: str, plugin_type: str, stdin: bytes, args: CmdArgs) -> Res
 
     Returns the parsed result for ADD (in the canonical model), else None.
     """
+    if plugin_type == args.plugin:
+        # flannel delegating to flannel (or bridge's ipam.type "bridge") would
+        # recurse until the node runs out of processes.
+        raise InvalidConfig(f'plugin "{args.plugin}" cannot delegate to itself')
     path = find_plugin(plugin_type, args.path)
     env = dict(args.environ)
     env["CNI_COMMAND"] = command
     runner = _in_process_resolver(path) if _in_process_resolver is not None else None
     if runner is not None:
-        status, out = runner(stdin, env)
+        global _in_process_depth
+        if _in_process_depth >= _MAX_IN_PROCESS_DEPTH:
+            raise InvalidConfig(
+                f'delegation to "{plugin_type}" nested more than {_MAX_IN_PROCESS_DEPTH} deep:'
+                " the configs delegate in a loop"
+            )
+        _in_process_depth += 1
+        try:
+            status, out = runner(stdin, env)
+        finally:
+            _in_process_depth -= 1
     else:
         status, out = exec_plugin(path, stdin, env)
     if status != 0:

@@ -180,6 +180,7 @@ def parse_invocation(
         cni_version=cni_version,
         prev_result=prev_result,
         environ=environ,
+        plugin=plugin.name,
     )
 
 

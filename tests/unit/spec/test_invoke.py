@@ -183,3 +183,31 @@ def test_in_process_errors_pass_through_like_exec(tmp_path: Path) -> None:
     finally:
         invoke._in_process_resolver = None
     assert (info.value.code, info.value.msg) == (11, "later")
+
+
+def test_a_plugin_cannot_delegate_to_itself(tmp_path: Path) -> None:
+    make_delegate(tmp_path / "bin", "flannel")
+    args = cmd_args(tmp_path, (str(tmp_path / "bin"),))
+    args.plugin = "flannel"
+    with pytest.raises(InvalidConfig, match="cannot delegate to itself"):
+        invoke.delegate_add("flannel", b"{}", args)
+    assert not (tmp_path / "record").exists()
+
+
+def test_in_process_delegation_loops_are_cut(tmp_path: Path) -> None:
+    make_delegate(tmp_path / "bin", "a")
+    args = cmd_args(tmp_path, (str(tmp_path / "bin"),))
+    depth: list[int] = []
+
+    def runner(stdin: bytes, environ: object) -> tuple[int, bytes]:
+        depth.append(len(depth))
+        invoke.delegate_del("a", stdin, args)  # the "delegate" delegates again
+        return 0, b""
+
+    invoke.set_in_process_resolver(lambda p: runner)
+    try:
+        with pytest.raises(InvalidConfig, match="nested more than 8 deep"):
+            invoke.delegate_del("a", b"{}", args)
+    finally:
+        invoke._in_process_resolver = None
+    assert len(depth) == 8 and invoke._in_process_depth == 0
