@@ -208,6 +208,7 @@ def pack(tree: Path) -> tuple[bytes, int]:
 def build_launcher() -> Path:
     """gcc the launcher with zlib linked in statically, and prove that it needs
     nothing but glibc."""
+    WORK.mkdir(parents=True, exist_ok=True)  # absent in a fresh clone
     out = WORK / "launcher"
     src = BUILD / "launcher" / "launcher.c"
     cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-s", "-o", str(out), str(src)]
