@@ -60,16 +60,11 @@ from bench.cni import (
 )
 from bench.proc import BASE_ENV, run, run_checked
 from bench.world import IP, World, filler_rules, leftover_namespaces, which
+from cni_plugins.plugins import BINARIES
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = ("flannel", "bridge", "host-local", "loopback", "portmap")
-PLUGIN_MODULES = {
-    "bridge": "bridge",
-    "flannel": "flannel",
-    "host-local": "host_local",
-    "loopback": "loopback",
-    "portmap": "portmap",
-}
+PLUGIN_MODULES = BINARIES
 FAILURES_BEFORE_GIVING_UP = 3
 CONCURRENT_PODS = 20
 FILLER_RULES = 2000

@@ -35,14 +35,10 @@ BUILD = REPO / "build"
 WORK = BUILD / "_work"
 sys.path.insert(0, str(REPO))
 
+from cni_plugins.plugins import BINARIES  # noqa: E402 - needs REPO on sys.path
+
 # binary name -> module in cni_plugins.plugins
-PLUGINS = {
-    "bridge": "bridge",
-    "flannel": "flannel",
-    "host-local": "host_local",
-    "loopback": "loopback",
-    "portmap": "portmap",
-}
+PLUGINS = BINARIES
 BUNDLE = "cni-plugins"  # the bundle's executable; must match BUNDLE_EXE in launcher.c
 MAGIC = b"CNIPYPL1"  # must match launcher.c; bump with any format change
 TRAILER = struct.Struct("<32s64sQQII8s")  # struct trailer in launcher.c

@@ -12,15 +12,11 @@ from __future__ import annotations
 import os
 import sys
 
+from cni_plugins.plugins import BINARIES
+
 # binary name -> module in cni_plugins.plugins (build.py gives PyInstaller these
 # modules as hidden imports: the imports below are dynamic)
-PLUGINS = {
-    "bridge": "bridge",
-    "flannel": "flannel",
-    "host-local": "host_local",
-    "loopback": "loopback",
-    "portmap": "portmap",
-}
+PLUGINS = BINARIES
 
 BUILD_VERSION: str | None = None
 

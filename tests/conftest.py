@@ -16,15 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from cni_plugins.plugins import BINARIES
+
 REPO = Path(__file__).resolve().parent.parent
 # binary name -> module under cni_plugins.plugins
-PLUGIN_MODULES = {
-    "bridge": "bridge",
-    "flannel": "flannel",
-    "host-local": "host_local",
-    "loopback": "loopback",
-    "portmap": "portmap",
-}
+PLUGIN_MODULES = BINARIES
 GO_PLUGINS = Path("/usr/lib/cni")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from cni_plugins.spec.errors import InvalidConfig
+from cni_plugins.spec.fields import integer, optional_bool, typename
 from cni_plugins.spec.types import DNS
 
 TYPE_CHECKING = False
@@ -107,7 +108,7 @@ class BridgeConf:
     ) -> BridgeConf:
         conf = cls(raw, str(raw.get("name", "")))
         for key, attr in _BOOL_KEYS.items():
-            value = _bool(raw, key)
+            value = optional_bool(raw, key)
             if value is not None:
                 setattr(conf, attr, value)
         conf.bridge = _bridge_name(raw)
@@ -145,31 +146,12 @@ class BridgeConf:
 # -- typed getters: each error names its key --------------------------------------------------
 
 
-def _typename(value: object) -> str:
-    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}.get(
-        type(value), "object" if isinstance(value, dict) else type(value).__name__
-    )
-
-
-def _bool(raw: Mapping[str, Any], key: str) -> bool | None:
-    value = raw.get(key)
-    if value is None or isinstance(value, bool):
-        return value
-    raise InvalidConfig(f"{key}: must be a boolean, got {_typename(value)} {value!r}")
-
-
-def _int(value: object, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidConfig(f"{key}: must be an integer, got {_typename(value)} {value!r}")
-    return value
-
-
 def _bridge_name(raw: Mapping[str, Any]) -> str:
     value = raw.get("bridge")
     if value is None or value == "":
         return DEFAULT_BRIDGE
     if not isinstance(value, str):
-        raise InvalidConfig(f"bridge: must be a string, got {_typename(value)} {value!r}")
+        raise InvalidConfig(f"bridge: must be a string, got {typename(value)} {value!r}")
     if len(value) > 15 or value in (".", "..") or _IFNAME_BAD.search(value):
         raise InvalidConfig(
             f"bridge: invalid interface name {value!r}"
@@ -182,7 +164,7 @@ def _mtu(raw: Mapping[str, Any]) -> int:
     value = raw.get("mtu")
     if value is None:
         return 0
-    mtu = _int(value, "mtu")
+    mtu = integer(value, "mtu")
     if mtu != 0 and not 68 <= mtu <= 65535:
         raise InvalidConfig(f"mtu: {mtu} is out of range (68-65535, or 0 for the default)")
     return mtu
@@ -203,7 +185,7 @@ def _vlan(raw: Mapping[str, Any]) -> int:
     value = raw.get("vlan")
     if value is None:
         return 0
-    vlan = _int(value, "vlan")
+    vlan = integer(value, "vlan")
     if not 0 <= vlan <= MAX_VLAN:
         raise InvalidConfig(f"vlan: invalid VLAN ID {vlan} (must be between 0 and 4094)")
     return vlan
@@ -215,11 +197,11 @@ def parse_vlan_trunk(value: object) -> tuple[int, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list):
-        raise InvalidConfig(f"vlanTrunk: must be an array, got {_typename(value)}")
+        raise InvalidConfig(f"vlanTrunk: must be an array, got {typename(value)}")
     vids: set[int] = set()
     for item in value:
         if not isinstance(item, dict):
-            raise InvalidConfig(f"vlanTrunk: entries must be objects, got {_typename(item)}")
+            raise InvalidConfig(f"vlanTrunk: entries must be objects, got {typename(item)}")
         lo, hi, one = (item.get(k) for k in ("minID", "maxID", "id"))
         if lo is not None and hi is not None:
             lo = _trunk_id(lo, "minID")
@@ -241,7 +223,7 @@ def parse_vlan_trunk(value: object) -> tuple[int, ...] | None:
 
 
 def _trunk_id(value: object, key: str) -> int:
-    vid = _int(value, f"vlanTrunk.{key}")
+    vid = integer(value, f"vlanTrunk.{key}")
     if not 0 < vid <= MAX_VLAN:
         raise InvalidConfig(f"vlanTrunk: incorrect trunk {key} parameter ({vid})")
     return vid
@@ -252,7 +234,7 @@ def _ipam_type(raw: Mapping[str, Any]) -> str:
     if ipam is None:
         return ""
     if not isinstance(ipam, dict):
-        raise InvalidConfig(f"ipam: must be an object, got {_typename(ipam)}")
+        raise InvalidConfig(f"ipam: must be an object, got {typename(ipam)}")
     kind = ipam.get("type")
     if kind is None or kind == "":
         return ""
@@ -274,7 +256,7 @@ def _dns(value: object) -> DNS | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InvalidConfig(f"dns: must be an object, got {_typename(value)}")
+        raise InvalidConfig(f"dns: must be an object, got {typename(value)}")
     domain = value.get("domain")
     if domain is not None and not isinstance(domain, str):
         raise InvalidConfig("dns.domain: must be a string")

@@ -20,6 +20,7 @@ import ipaddress
 import re
 
 from cni_plugins.spec.errors import InvalidConfig
+from cni_plugins.spec.fields import boolean, integer, typename
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -128,8 +129,8 @@ class PortMapConf:
         """Parse ``raw``.  ``iptables_usable`` decides an unset ``backend`` (None:
         look for the tools, as the reference's auto-detection)."""
         conf = cls(str(raw.get("name", "")))
-        conf.snat = _bool(raw, "snat", default=True)
-        conf.masq_all = _bool(raw, "masqAll", default=False)
+        conf.snat = boolean(raw, "snat", default=True)
+        conf.masq_all = boolean(raw, "masqAll", default=False)
         mark_bit = raw.get("markMasqBit")
         chain = raw.get("externalSetMarkChain")
         if mark_bit is not None and chain is not None:
@@ -138,7 +139,7 @@ class PortMapConf:
                 " and markMasqBit"
             )
         if mark_bit is not None:
-            conf.mark_masq_bit = _int(mark_bit, "markMasqBit")
+            conf.mark_masq_bit = integer(mark_bit, "markMasqBit")
             if not 0 <= conf.mark_masq_bit <= 31:
                 raise InvalidConfig(
                     f"markMasqBit: MasqMarkBit must be between 0 and 31, got {conf.mark_masq_bit}"
@@ -174,31 +175,10 @@ def container_addresses(
 # -- typed getters: each error names its key --------------------------------------------------
 
 
-def _typename(value: object) -> str:
-    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}.get(
-        type(value), "object" if isinstance(value, dict) else type(value).__name__
-    )
-
-
-def _bool(raw: Mapping[str, Any], key: str, *, default: bool) -> bool:
-    value = raw.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    raise InvalidConfig(f"{key}: must be a boolean, got {_typename(value)} {value!r}")
-
-
-def _int(value: object, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidConfig(f"{key}: must be an integer, got {_typename(value)} {value!r}")
-    return value
-
-
 def _chain_name(value: object) -> str:
     key = "externalSetMarkChain"
     if not isinstance(value, str):
-        raise InvalidConfig(f"{key}: must be a string, got {_typename(value)} {value!r}")
+        raise InvalidConfig(f"{key}: must be a string, got {typename(value)} {value!r}")
     if len(value) > MAX_CHAIN_NAME or not _CHAIN_NAME_RE.match(value):
         raise InvalidConfig(
             f"{key}: invalid chain name {value!r} (1-{MAX_CHAIN_NAME} characters of"
@@ -286,18 +266,18 @@ def _mappings(runtime: object) -> tuple[PortMapping, ...]:
     if runtime is None:
         return ()
     if not isinstance(runtime, dict):
-        raise InvalidConfig(f"runtimeConfig: must be an object, got {_typename(runtime)}")
+        raise InvalidConfig(f"runtimeConfig: must be an object, got {typename(runtime)}")
     value = runtime.get("portMappings")
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise InvalidConfig(f"runtimeConfig.portMappings: must be an array, got {_typename(value)}")
+        raise InvalidConfig(f"runtimeConfig.portMappings: must be an array, got {typename(value)}")
     return tuple(_mapping(item, f"runtimeConfig.portMappings[{i}]") for i, item in enumerate(value))
 
 
 def _mapping(item: object, where: str) -> PortMapping:
     if not isinstance(item, dict):
-        raise InvalidConfig(f"{where}: must be an object, got {_typename(item)}")
+        raise InvalidConfig(f"{where}: must be an object, got {typename(item)}")
     container_port = _port(item.get("containerPort"), f"{where}.containerPort", "container")
     host_port = _port(item.get("hostPort"), f"{where}.hostPort", "host")
     protocol = item.get("protocol")
@@ -311,7 +291,7 @@ def _mapping(item: object, where: str) -> PortMapping:
 def _port(value: object, key: str, which: str) -> int:
     if value is None:
         value = 0  # Go's zero value, then its own message
-    port = _int(value, key)
+    port = integer(value, key)
     if not 0 < port <= 65535:
         raise InvalidConfig(f"{key}: Invalid {which} port number: {port} (1-65535)")
     return port
