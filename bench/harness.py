@@ -60,11 +60,9 @@ from bench.cni import (
 )
 from bench.proc import BASE_ENV, run, run_checked
 from bench.world import IP, World, filler_rules, leftover_namespaces, which
-from cni_plugins.plugins import BINARIES
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = ("flannel", "bridge", "host-local", "loopback", "portmap")
-PLUGIN_MODULES = BINARIES
 FAILURES_BEFORE_GIVING_UP = 3
 CONCURRENT_PODS = 20
 FILLER_RULES = 2000
@@ -376,18 +374,9 @@ def run_parallel(fn: Callable[[int], None], count: int) -> tuple[float, list[str
 
 def write_source_wrappers(directory: Path) -> Path:
     """Executables running the plugins of this source tree (no build needed)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for binary, module in PLUGIN_MODULES.items():
-        if not (REPO / "cni_plugins" / "plugins" / f"{module}.py").exists():
-            continue
-        path = directory / binary
-        path.write_text(
-            f"#!{sys.executable} -I\n"
-            f"import sys\nsys.path.insert(0, {str(REPO)!r})\n"
-            f"from cni_plugins.plugins.{module} import main\nmain()\n"
-        )
-        path.chmod(0o755)
-    return directory
+    from tests.conftest import write_script_plugins
+
+    return write_script_plugins(directory)
 
 
 # -- report ----------------------------------------------------------------------------------
