@@ -58,7 +58,7 @@ def find_plugin(plugin_type: str, paths: tuple[str, ...]) -> str:
 def clean_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment for a program we exec, without a frozen bundle's leftovers.
 
-    A PyInstaller onefile binary points LD_LIBRARY_PATH at its unpack directory
+    The PyInstaller bootloader of our bundle points LD_LIBRARY_PATH at the bundle
     and sets ``_PYI_*``; a child inheriting them loads the wrong libraries or
     mistakes itself for part of our bundle.  Without them a frozen child starts
     as its own instance, and the delegate sees exactly the caller's environment
