@@ -20,8 +20,7 @@ one per flannel network.
 
 from __future__ import annotations
 
-import json
-
+from cni_plugins.spec import jsonio
 from cni_plugins.spec.errors import InvalidConfig
 
 TYPE_CHECKING = False
@@ -118,4 +117,4 @@ def _render_ipam(conf: FlannelConf, env: SubnetEnv) -> dict[str, Any]:
 
 def encode(delegate: Mapping[str, Any]) -> bytes:
     """The bytes we save and send: compact with sorted keys, as Go marshals a map."""
-    return json.dumps(delegate, sort_keys=True, separators=(",", ":")).encode()
+    return jsonio.dumps(delegate, sort_keys=True, compact=True).encode()

@@ -14,9 +14,8 @@ clean environment, memfds).
 
 from __future__ import annotations
 
-import json
-
 from cni_plugins.linux.iptables import ToolFailed, ToolNotFound, find_tool, run_tool
+from cni_plugins.spec import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,7 +85,7 @@ class Nft:
                 return None
             raise ToolFailed(f"nft list {' '.join(what)} failed", text.strip())
         try:
-            items = json.loads(out).get("nftables", [])
+            items = jsonio.loads(out).get("nftables", [])
         except (ValueError, AttributeError) as exc:
             raise ToolFailed("nft printed invalid JSON", str(exc)) from None
         return [i for i in items if isinstance(i, dict)]

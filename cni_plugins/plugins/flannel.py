@@ -16,11 +16,10 @@ follows it).  Beyond the reference (flannel-io/cni-plugin):
 
 from __future__ import annotations
 
-import json
 import sys
 
 from cni_plugins.flannel import config, store, subnet_env
-from cni_plugins.spec import invoke, skel
+from cni_plugins.spec import invoke, jsonio, skel
 from cni_plugins.spec.args import VALID_ATTACHMENTS_KEYS, valid_attachments
 from cni_plugins.spec.errors import (
     INVALID_CONFIG,
@@ -142,7 +141,7 @@ def _gc_template(conf: config.FlannelConf, args: CmdArgs) -> dict[str, Any] | No
     for container_id in store.container_ids(conf.data_dir):
         try:
             data = store.load(conf.data_dir, container_id)
-            obj = json.loads(data or b"")
+            obj = jsonio.loads(data or b"")
         except (store.SavedConfigError, ValueError):
             continue
         if isinstance(obj, dict):
@@ -165,7 +164,7 @@ def _load_saved(conf: config.FlannelConf, args: CmdArgs) -> tuple[str, bytes] | 
     if data is None:
         return None
     try:
-        obj = json.loads(data)
+        obj = jsonio.loads(data)
         if not isinstance(obj, dict) or not _plain_name(obj.get("type", "bridge")):
             raise ValueError("not a JSON object with a plain file name as 'type'")
     except ValueError as exc:  # UnicodeDecodeError included

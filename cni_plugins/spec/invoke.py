@@ -15,11 +15,11 @@ Python plugin costs tens of milliseconds; external delegates are always exec'd.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import sys
 import time
 
+from cni_plugins.spec import jsonio
 from cni_plugins.spec.convert import result_from_wire
 from cni_plugins.spec.errors import CNIError, InternalError, InvalidConfig, InvalidEnvironment
 
@@ -151,7 +151,7 @@ def delegate(command: str, plugin_type: str, stdin: bytes, args: CmdArgs) -> Res
     if command != "ADD":
         return None
     try:
-        raw = json.loads(out)
+        raw = jsonio.loads(out)
     except ValueError as exc:
         raise InternalError(
             f'plugin "{plugin_type}" printed an invalid result for ADD', str(exc)
@@ -161,7 +161,7 @@ def delegate(command: str, plugin_type: str, stdin: bytes, args: CmdArgs) -> Res
 
 def _delegate_error(plugin_type: str, command: str, status: int, out: bytes) -> CNIError:
     try:
-        obj = json.loads(out)
+        obj = jsonio.loads(out)
     except ValueError:
         obj = None
     if isinstance(obj, dict) and isinstance(obj.get("code"), int) and "msg" in obj:

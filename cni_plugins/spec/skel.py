@@ -8,10 +8,10 @@ owns the only two ``except`` clauses that print: a ``CNIError`` becomes
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from cni_plugins.spec import jsonio
 from cni_plugins.spec import version as versions
 from cni_plugins.spec.args import (
     CmdArgs,
@@ -208,7 +208,7 @@ def refuse_own_netns(environ: Mapping[str, str]) -> None:
 
 def decode_config(stdin: bytes) -> dict[str, Any]:
     try:
-        config = json.loads(stdin)
+        config = jsonio.loads(stdin)
     except (ValueError, RecursionError) as exc:
         raise DecodingFailure("error decoding network config", str(exc)) from None
     if not isinstance(config, dict):
@@ -230,7 +230,7 @@ def _version_reply(plugin: Plugin, stdin: bytes) -> dict[str, Any]:
     else answer with the newest; stdin may be empty or junk."""
     echoed = versions.CURRENT
     try:
-        raw = json.loads(stdin).get("cniVersion") if stdin.strip() else None
+        raw = jsonio.loads(stdin).get("cniVersion") if stdin.strip() else None
     except (ValueError, AttributeError, RecursionError):
         raw = None
     if isinstance(raw, str) and raw in plugin.versions:
@@ -249,7 +249,7 @@ def _read_stdin(stdin: BinaryIO) -> bytes:
 
 
 def _print(stdout: TextIO, obj: Mapping[str, Any]) -> None:
-    stdout.write(json.dumps(obj, indent=4))
+    stdout.write(jsonio.dumps(obj, indent=4))
     stdout.write("\n")
     stdout.flush()
 
