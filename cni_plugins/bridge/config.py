@@ -9,10 +9,9 @@ veth exists); here they all fail up front.
 
 from __future__ import annotations
 
-import re
-
 from cni_plugins.spec.errors import InvalidConfig
 from cni_plugins.spec.fields import integer, optional_bool, typename
+from cni_plugins.spec.text import is_mac
 from cni_plugins.spec.types import DNS
 
 TYPE_CHECKING = False
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BRIDGE = "cni0"
 MAX_VLAN = 4094
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
-_IFNAME_BAD = re.compile(r"[/:\s]")
 _BOOL_KEYS = {
     "isGateway": "is_gateway",
     "isDefaultGateway": "is_default_gateway",
@@ -152,7 +149,7 @@ def _bridge_name(raw: Mapping[str, Any]) -> str:
         return DEFAULT_BRIDGE
     if not isinstance(value, str):
         raise InvalidConfig(f"bridge: must be a string, got {typename(value)} {value!r}")
-    if len(value) > 15 or value in (".", "..") or _IFNAME_BAD.search(value):
+    if len(value) > 15 or value in (".", "..") or any(c in "/:" or c.isspace() for c in value):
         raise InvalidConfig(
             f"bridge: invalid interface name {value!r}"
             " (at most 15 characters, no '/', ':' or whitespace)"
@@ -291,7 +288,7 @@ def _mac(raw: Mapping[str, Any], cni_args: str) -> str:
         value = runtime.get("mac")
         if value is not None and value != "":
             mac, source = value, "runtimeConfig.mac"
-    if not isinstance(mac, str) or (mac and not _MAC_RE.match(mac)):
+    if not isinstance(mac, str) or (mac and not is_mac(mac)):
         raise InvalidConfig(f"{source}: invalid MAC address {mac!r}")
     if mac and int(mac[:2], 16) & 1:
         raise InvalidConfig(f"{source}: {mac} is a multicast MAC address")

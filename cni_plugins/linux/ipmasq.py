@@ -26,10 +26,14 @@ family (iptables) or one list + one transaction (nftables).
 
 from __future__ import annotations
 
-import re
-
-from cni_plugins.linux.chainname import format_chain_name, sha512_hex
+from cni_plugins.linux.chainname import (
+    CHAIN_LENGTH,
+    format_chain_name,
+    parse_owner_comment,
+    sha512_hex,
+)
 from cni_plugins.spec.errors import CNIError, InvalidConfig
+from cni_plugins.spec.text import is_lower_hex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,9 +57,6 @@ MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 
 BACKENDS = ("iptables", "nftables")
 
-_COMMENT_RE = re.compile(r'^name: "(?P<net>(?:[^"\\]|\\.)*)" id: "(?P<cid>(?:[^"\\]|\\.)*)"$')
-_CHAIN_RE = re.compile(r"^CNI-[0-9a-f]{24}$")
-
 
 # -- names ------------------------------------------------------------------------------------
 
@@ -63,6 +64,11 @@ _CHAIN_RE = re.compile(r"^CNI-[0-9a-f]{24}$")
 def chain_name(network: str, container_id: str) -> str:
     """Go ``utils.FormatChainName``: ``("CNI-" + sha512(network + id).hex)[:28]``."""
     return format_chain_name(CHAIN_PREFIX, network, container_id)
+
+
+def _is_masq_chain(chain: str) -> bool:
+    """``CNI-`` + 24 lowercase hex digits: the shape of ``chain_name``."""
+    return len(chain) == CHAIN_LENGTH and chain.startswith("CNI-") and is_lower_hex(chain[4:])
 
 
 def _go_quote(text: str) -> str:
@@ -77,14 +83,7 @@ def comment(network: str, container_id: str) -> str:
 
 def parse_comment(text: str) -> tuple[str, str] | None:
     """(network, containerID) of a ``comment()`` string, else None."""
-    match = _COMMENT_RE.match(text)
-    if match is None:
-        return None
-    return _unescape(match["net"]), _unescape(match["cid"])
-
-
-def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text)
+    return parse_owner_comment(text, "", escaped=True)
 
 
 def nft_network_hash(network: str) -> str:
@@ -192,7 +191,7 @@ def iptables_stale_chains(
     stale: set[str] = set()
     for rule in existing_rules:
         chain = rule[1]
-        if not _CHAIN_RE.match(chain) or "--comment" not in rule:
+        if not _is_masq_chain(chain) or "--comment" not in rule:
             continue
         parsed = parse_comment(rule[rule.index("--comment") + 1])
         if parsed is None:

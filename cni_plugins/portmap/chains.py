@@ -30,9 +30,7 @@ into one ``Restore`` per family (one ``iptables-restore --noflush`` exec).
 
 from __future__ import annotations
 
-import re
-
-from cni_plugins.linux.chainname import format_chain_name
+from cni_plugins.linux.chainname import format_chain_name, parse_owner_comment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,8 +54,6 @@ MULTIPORT_MAX = 15
 COMMENT_MAX = 255
 SETMARK_COMMENT = "CNI portfwd masquerade mark"
 MASQ_COMMENT = "CNI portfwd requiring masquerade"
-
-_COMMENT_RE = re.compile(r'^dnat name: "(?P<net>[^"]*)" id: "(?P<cid>[^"]*)"$')
 
 
 class Chain:
@@ -123,8 +119,7 @@ def comment(network: str, container_id: str) -> str:
 
 def parse_comment(text: str) -> tuple[str, str] | None:
     """(network, containerID) of a ``comment()`` string, else None."""
-    match = _COMMENT_RE.match(text)
-    return None if match is None else (match["net"], match["cid"])
+    return parse_owner_comment(text, "dnat ", escaped=False)
 
 
 # -- the layout -------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ tokens that would replace the entry rule's target.
 from __future__ import annotations
 
 import ipaddress
-import re
 
 from cni_plugins.spec.errors import InvalidConfig
 from cni_plugins.spec.fields import boolean, integer, typename
+from cni_plugins.spec.text import has_control, is_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,9 +36,6 @@ PROTOCOLS = ("tcp", "udp", "sctp")
 DEFAULT_MARK_BIT = 13
 # XT_EXTENSION_MAXNAMELEN - 1: the longest iptables chain name.
 MAX_CHAIN_NAME = 28
-_CHAIN_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_NFT_SPECIAL_RE = re.compile(r"[;#{}]")
 _IPT_JUMPS = frozenset(("-j", "--jump", "-g", "--goto"))
 
 
@@ -179,7 +176,7 @@ def _chain_name(value: object) -> str:
     key = "externalSetMarkChain"
     if not isinstance(value, str):
         raise InvalidConfig(f"{key}: must be a string, got {typename(value)} {value!r}")
-    if len(value) > MAX_CHAIN_NAME or not _CHAIN_NAME_RE.match(value):
+    if len(value) > MAX_CHAIN_NAME or not is_name(value, underscore_first=True):
         raise InvalidConfig(
             f"{key}: invalid chain name {value!r} (1-{MAX_CHAIN_NAME} characters of"
             " letters, digits, '_', '.', '-', not starting with '-' or '.')"
@@ -194,7 +191,7 @@ def _conditions(raw: Mapping[str, Any], key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise InvalidConfig(f"{key}: must be an array of strings")
     for token in value:
-        if _CONTROL_RE.search(token):
+        if has_control(token):
             raise InvalidConfig(
                 f"{key}: token {token!r} contains a control character (newline, NUL, ...)"
             )
@@ -240,7 +237,7 @@ def _check_tokens(key: str, tokens: tuple[str, ...], backend: str) -> None:
                 raise InvalidConfig(f"{key}: {token!r} is not allowed (the rule's target is fixed)")
         return
     for token in tokens:
-        if _NFT_SPECIAL_RE.search(token) or token.count('"') % 2:
+        if any(c in ";#{}" for c in token) or token.count('"') % 2:
             raise InvalidConfig(
                 f"{key}: token {token!r} contains ';', '#', a brace or an unbalanced quote"
             )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from cni_plugins.spec.errors import InvalidConfig, InvalidEnvironment
+from cni_plugins.spec.text import is_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -13,8 +12,6 @@ if TYPE_CHECKING:
 
     from cni_plugins.spec.types import Result
 
-# SPEC.md section 2: container IDs and network names; Go pkg/utils ValidateContainerID.
-_ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z")
 # Both end up as file or directory names (host-local, flannel dataDir).
 MAX_NAME_LEN = 255
 # IFNAMSIZ - 1.
@@ -79,7 +76,8 @@ class CmdArgs:
 
 
 def validate_container_id(value: str) -> None:
-    if not _ID_RE.match(value) or len(value) > MAX_NAME_LEN:
+    # SPEC.md section 2; Go pkg/utils ValidateContainerID.
+    if not is_name(value) or len(value) > MAX_NAME_LEN:
         raise InvalidEnvironment(
             "invalid characters in containerID"
             if len(value) <= MAX_NAME_LEN
@@ -105,7 +103,7 @@ def validate_network_name(value: object) -> str:
         raise InvalidConfig("missing network name")
     if not isinstance(value, str):
         raise InvalidConfig("network name must be a string")
-    if not _ID_RE.match(value) or len(value) > MAX_NAME_LEN:
+    if not is_name(value) or len(value) > MAX_NAME_LEN:
         raise InvalidConfig("invalid characters found in network name", value)
     return value
 
