@@ -59,8 +59,11 @@ def loads(data: str | bytes | bytearray) -> Any:
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         obj, end = _scan_once(text, start)
-    except StopIteration:
-        return _stdlib().loads(text)  # raises its "Expecting value" error
+    except Exception:  # noqa: BLE001 - json.loads raises the right error
+        # StopIteration for "Expecting value"; for other syntax errors the 3.11
+        # scanner looks up json.decoder.JSONDecodeError in sys.modules only and,
+        # json not being imported, fails with a SystemError instead.
+        return _stdlib().loads(text)
     if text[end:].strip(_WHITESPACE):
         return _stdlib().loads(text)  # raises its "Extra data" error
     return obj

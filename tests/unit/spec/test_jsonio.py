@@ -132,3 +132,28 @@ def test_no_json_or_re_import_on_the_normal_path() -> None:
         check=True,
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("data", MALFORMED, ids=lambda d: repr(d)[:30])
+def test_errors_match_json_in_a_fresh_interpreter(data: str | bytes) -> None:
+    """Without ``json`` imported the C scanner cannot build its error (it only
+    looks in sys.modules); the error must still be json's."""
+    code = (
+        "from cni_plugins.spec import jsonio\n"
+        f"data = {data!r}\n"
+        "def outcome(fn):\n"
+        "    try:\n"
+        "        return 'ok', repr(fn(data))\n"
+        "    except (ValueError, RecursionError) as exc:\n"
+        "        return type(exc).__name__, str(exc)\n"
+        "ours = outcome(jsonio.loads)\n"
+        "import json\n"
+        "print(ours[0] != 'ok' and ours == outcome(json.loads))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys\nsys.path[:0] = [{str(REPO)!r}]\n{code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "True"
