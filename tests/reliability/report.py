@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +67,20 @@ def root_fingerprint() -> str:
     return hashlib.sha256(cleaned.encode()).hexdigest()[:16]
 
 
-def our_namespaces() -> list[str]:
-    return [ln.split()[0] for ln in sh("ip", "netns", "list").splitlines() if "cnit-rel-" in ln]
+def our_namespaces(tags: Iterable[str]) -> list[str]:
+    """Namespaces of the worlds with these tags (not of another run on the machine)."""
+    prefixes = tuple(f"cnit-rel-{tag}-" for tag in tags)
+    names = [ln.split()[0] for ln in sh("ip", "netns", "list").splitlines() if ln.strip()]
+    return [name for name in names if name.startswith(prefixes)]
+
+
+# Tags of the worlds this process made, for the leftover check.
+_world_tags: list[str] = []
 
 
 def in_world(tmp: Path, bin_dir: Path, name: str, fn: Callable[[World], Any], **kw: Any) -> Any:
     world = World(tmp / name, bin_dir, **kw)
+    _world_tags.append(world.tag)
     try:
         return fn(world)
     finally:
@@ -125,7 +133,7 @@ def run(quick: bool, bin_dir: Path | None = None, log: Callable[[str], None] = p
         shutil.rmtree(tmp, ignore_errors=True)
     out["seconds"] = time.monotonic() - started
     out["root_unchanged"] = root_fingerprint() == before
-    out["namespaces_left"] = our_namespaces()
+    out["namespaces_left"] = our_namespaces(_world_tags)
     out["totals"] = totals(out)
     return out
 
