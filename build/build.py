@@ -25,6 +25,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import zlib
@@ -61,8 +62,14 @@ EXCLUDES = [
     "inspect", "pkgutil", "dis", "ast",
     "_hashlib", "_multibytecodec", "_codecs_cn", "_codecs_hk", "_codecs_iso2022",
     "_codecs_jp", "_codecs_kr", "_codecs_tw",
+    "ctypes", "_ctypes",
 ]
 # fmt: on
+
+# PyInstaller's bootstrap imports ctypes (and libffi) at every start when the
+# bundle has it; the plugins need it only for setns(2) (os.setns is 3.12+), so
+# the bundle gets this C extension instead (build/ext/cni_setns.c) and no ctypes.
+SETNS_MODULE = "_cni_setns"  # netns.py imports this name
 
 
 def version_string() -> str:
@@ -89,7 +96,27 @@ def _source_date_epoch() -> str:
         return "0"
 
 
-def build_bundle(modules: dict[str, str], version: str) -> Path:
+def build_setns_extension() -> Path:
+    """gcc build/ext/cni_setns.c against the build interpreter's headers;
+    returns the directory holding the module (for PyInstaller's --paths)."""
+    out_dir = WORK / "ext"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob(f"{SETNS_MODULE}.*"):
+        old.unlink()
+    include = sysconfig.get_path("include")
+    if not (Path(include) / "Python.h").exists():
+        sys.exit(f"{include}/Python.h missing: run scripts/setup.sh (apt-get install python3-dev)")
+    out = out_dir / f"{SETNS_MODULE}{sysconfig.get_config_var('EXT_SUFFIX')}"
+    src = BUILD / "ext" / "cni_setns.c"
+    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-s"]
+    cmd += [f"-I{include}", "-o", str(out), str(src)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"building {src.name} failed (needs gcc and python3-dev):\n{result.stderr}")
+    return out_dir
+
+
+def build_bundle(modules: dict[str, str], version: str, ext_dir: Path) -> Path:
     """The onedir bundle, plus a symlink per plugin name to its executable."""
     entry_dir = WORK / "entry"
     entry_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +149,7 @@ def build_bundle(modules: dict[str, str], version: str) -> Path:
     ]
     for module in modules.values():
         args += ["--hidden-import", f"cni_plugins.plugins.{module}"]
+    args += ["--paths", str(ext_dir), "--hidden-import", SETNS_MODULE]
     for name in EXCLUDES:
         args += ["--exclude-module", name]
     env = dict(os.environ, PYTHONHASHSEED="0", SOURCE_DATE_EPOCH=_source_date_epoch())
@@ -136,6 +164,7 @@ def build_bundle(modules: dict[str, str], version: str) -> Path:
     except FileNotFoundError:
         sys.exit("patchelf not found: run scripts/setup.sh (apt-get install patchelf)")
     check_host_libraries(bundle)
+    check_no_ctypes(bundle)
     for name in modules:
         (bundle / name).symlink_to(BUNDLE)
     return bundle
@@ -170,6 +199,32 @@ def check_host_libraries(bundle: Path) -> None:
         sys.exit(
             "the bundle needs host libraries besides glibc:\n  " + "\n  ".join(sorted(outside))
         )
+
+
+def bundle_modules(bundle: Path) -> set[str]:
+    """Every module name in the bundle: the executable's PKG and PYZ archives,
+    base_library.zip, and the extension modules and libraries in _internal."""
+    import zipfile
+
+    from PyInstaller.archive.readers import pkg_archive_contents
+
+    internal = bundle / "_internal"
+    names = set(pkg_archive_contents(str(bundle / BUNDLE)))
+    with zipfile.ZipFile(internal / "base_library.zip") as base:
+        names |= {n.removesuffix(".pyc").replace("/", ".") for n in base.namelist()}
+    names |= {p.name.split(".")[0] for p in internal.rglob("*") if p.is_file()}
+    return names
+
+
+def check_no_ctypes(bundle: Path) -> None:
+    """Fail if ctypes got into the bundle (the bootstrap would import it at
+    every start) or our setns extension did not."""
+    names = bundle_modules(bundle)
+    found = sorted(n for n in names if n.split(".")[0] in ("ctypes", "_ctypes", "libffi"))
+    if found:
+        sys.exit(f"ctypes must not be in the bundle (see EXCLUDES), found: {', '.join(found)}")
+    if SETNS_MODULE not in names:
+        sys.exit(f"{SETNS_MODULE} is missing from the bundle: netns.py would fail to setns")
 
 
 def pack(tree: Path) -> tuple[bytes, int]:
@@ -285,7 +340,7 @@ def main() -> int:
     version = version_string()
     launcher = build_launcher().read_bytes()
     shutil.rmtree(WORK / "bundle", ignore_errors=True)
-    bundle = build_bundle(available, version)
+    bundle = build_bundle(available, version, build_setns_extension())
     payload, unpacked = pack(bundle)
     digest = hashlib.sha256(payload).hexdigest().encode()
     crc = zlib.crc32(payload)

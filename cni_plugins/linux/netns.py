@@ -18,7 +18,7 @@ from cni_plugins.spec.errors import InvalidNetNS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ctypes import CDLL
+    from collections.abc import Callable
     from types import TracebackType
 
     from cni_plugins.spec.args import CmdArgs
@@ -28,28 +28,39 @@ _SELF_NETNS = "/proc/thread-self/ns/net"
 _NS_GET_NSTYPE = 0xB703  # ioctl from linux/nsfs.h
 
 
-_libc: CDLL | None = None
-
-
-def _libc_call(name: str, *args: object) -> None:
-    """Call a libc function that returns -1/errno on failure (os lacks setns
-    before Python 3.12)."""
-    global _libc
-    import ctypes
-
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if getattr(_libc, name)(*args) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{name}: {os.strerror(err)}")
+_setns_impl: Callable[[int, int], None] | None = None
 
 
 def _setns(fd: int) -> None:
-    setns = getattr(os, "setns", None)  # Python >= 3.12
-    if setns is not None:
-        setns(fd, CLONE_NEWNET)
-    else:
-        _libc_call("setns", fd, CLONE_NEWNET)
+    global _setns_impl
+    if _setns_impl is None:
+        _setns_impl = _find_setns()
+    _setns_impl(fd, CLONE_NEWNET)
+
+
+def _find_setns() -> Callable[[int, int], None]:
+    """``setns(fd, nstype)`` raising OSError(errno) on failure: os.setns (Python
+    >= 3.12), else the C extension the frozen bundle ships (build/ext; the
+    bundle has no ctypes, whose import PyInstaller's bootstrap pays at every
+    start), else ctypes (source-tree runs)."""
+    found: Callable[[int, int], None] | None = getattr(os, "setns", None)
+    if found is not None:
+        return found
+    try:
+        import _cni_setns  # type: ignore[import-not-found]
+    except ImportError:
+        return _ctypes_setns
+    found = _cni_setns.setns
+    return found
+
+
+def _ctypes_setns(fd: int, nstype: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 class NetNS:
