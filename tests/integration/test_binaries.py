@@ -10,6 +10,7 @@ Python (issue 7).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -18,14 +19,16 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import PLUGIN_MODULES, built_bin_dir
+from tests.conftest import PLUGIN_MODULES, REPO, built_bin_dir
 
 BIN = built_bin_dir()
 pytestmark = [
@@ -267,6 +270,83 @@ def test_delegates_of_our_build_run_in_process_others_are_execd(
     assert "bridge" not in ours and "host-local" not in ours, ours
     theirs = execs(foreign, {"type": "fake-ipam"}, "cnifake0")
     assert "fake-ipam" in theirs, theirs
+
+
+# ------------------------------------------------------------ no ctypes: setns extension
+
+# Run in a child interpreter (setns moves the calling thread): the bundle's
+# _cni_setns, loaded from the unpacked entry, enters a namespace directly and
+# through netns.py, and reports failures as OSError with the errno.
+SETNS_CHILD = """
+import errno, importlib.util, json, os, sys
+ext_path, target, repo = sys.argv[1:]
+spec = importlib.util.spec_from_file_location("_cni_setns", ext_path)
+ext = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ext)
+sys.modules["_cni_setns"] = ext
+sys.path.insert(0, repo)
+from cni_plugins.linux import netns
+
+def here():
+    st = os.stat("/proc/thread-self/ns/net")
+    return st.st_dev, st.st_ino
+
+def err(fd, nstype):
+    try:
+        ext.setns(fd, nstype)
+    except OSError as exc:
+        return [type(exc).__name__, exc.errno, exc.strerror]
+    return None
+
+out = {"picked": netns._find_setns() is ext.setns}
+home = here()
+with netns.open_netns(target) as ns:
+    st = os.fstat(ns.fd)
+    with ns.entered():
+        out["inside"] = here() == (st.st_dev, st.st_ino)
+    out["back"] = here() == home
+fd = os.open(target, os.O_RDONLY)
+ext.setns(fd, netns.CLONE_NEWNET)
+out["direct"] = here() == (os.fstat(fd).st_dev, os.fstat(fd).st_ino)
+out["closed_fd"] = err(9999, netns.CLONE_NEWNET)
+out["not_a_namespace"] = err(os.open("/proc/self/status", os.O_RDONLY), netns.CLONE_NEWNET)
+out["wrong_type"] = err(fd, 0x04000000)  # CLONE_NEWUTS
+print(json.dumps(out))
+"""
+
+
+def test_the_bundle_has_no_ctypes_and_its_setns_extension_works(
+    cache: Path, make_netns: Callable[[], str]
+) -> None:
+    """PyInstaller's bootstrap imports ctypes (and libffi) at every start when
+    the bundle holds it; the bundle has a small setns extension instead."""
+    from PyInstaller.archive.readers import pkg_archive_contents
+
+    assert_version_ok(version(bin_dir() / "loopback", cache))
+    internal = cache / payload_id(bin_dir() / "loopback") / "_internal"
+    modules = set(pkg_archive_contents(str(internal.parent / "cni-plugins")))
+    with zipfile.ZipFile(internal / "base_library.zip") as base:
+        modules |= {n.removesuffix(".pyc").replace("/", ".") for n in base.namelist()}
+    assert "cni_plugins.linux.netns" in modules
+    assert not [m for m in modules if m.split(".")[0] in ("ctypes", "_ctypes")]
+    files = [p.name for p in internal.rglob("*")]
+    assert not [f for f in files if f.startswith(("_ctypes", "libffi"))], files
+    (ext,) = internal.rglob("_cni_setns.*so")
+
+    target = make_netns()
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", SETNS_CHILD, str(ext), target, str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["picked"] and got["inside"] and got["back"] and got["direct"], got
+    assert got["closed_fd"] == ["OSError", errno.EBADF, os.strerror(errno.EBADF)]
+    assert got["not_a_namespace"] == ["OSError", errno.EINVAL, os.strerror(errno.EINVAL)]
+    assert got["wrong_type"] == ["OSError", errno.EINVAL, os.strerror(errno.EINVAL)]
 
 
 # ------------------------------------------------------------ concurrency, corruption
