@@ -292,6 +292,33 @@ def write_binary(out: Path, name: str, launcher: bytes, payload: bytes, trailer:
     return target
 
 
+def check_one_exec(binary: Path) -> None:
+    """Fail unless a warm VERSION call execs the bundle exactly once: the
+    launcher sets the environment the PyInstaller bootloader would set before
+    restarting itself (launcher.c, preset_bootloader_env), so the bootloader
+    must not restart.  A PyInstaller whose restart protocol differs either
+    restarts anyway (a third execve) or fails."""
+    env = {"CNI_COMMAND": "VERSION", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    with tempfile.TemporaryDirectory(dir=WORK, prefix="execs-") as tmp:
+        env["CNI_PLUGINS_CACHE_DIR"] = str(Path(tmp) / "cache")
+        trace = Path(tmp) / "trace"
+        cmd = ["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), str(binary)]
+        for _ in range(2):  # the first call unpacks
+            try:
+                proc = subprocess.run(cmd, input=b"{}", env=env, capture_output=True, check=False)
+            except FileNotFoundError:
+                sys.exit("strace not found: run scripts/setup.sh (apt-get install strace)")
+            if proc.returncode != 0:
+                sys.exit(f"{binary.name} VERSION failed:\n{proc.stdout!r}\n{proc.stderr!r}")
+        execs = [line for line in trace.read_text().splitlines() if "execve(" in line]
+    if len(execs) != 2:
+        sys.exit(
+            f"a VERSION call of {binary.name} made {len(execs)} execve calls, not 2 (launcher,"
+            " bundle): the PyInstaller bootloader's onedir restart protocol changed; update"
+            " preset_bootloader_env() in build/launcher/launcher.c\n  " + "\n  ".join(execs)
+        )
+
+
 def version_ms(binary: Path, cache: Path, runs: int) -> list[float]:
     """Wall times of ``CNI_COMMAND=VERSION`` with the bundle cache in ``cache``."""
     env = {
@@ -351,6 +378,7 @@ def main() -> int:
         built.append(write_binary(ns.out, name, launcher, payload, trailer))
     shutil.rmtree(WORK / "pyi", ignore_errors=True)
     shutil.rmtree(WORK / "bundle", ignore_errors=True)
+    check_one_exec(built[0])
     print(f"\nbuilt {len(built)} binaries, version {version}, payload id {digest.decode()[:16]}")
     print(f"into {ns.out}; launcher {len(launcher) // 1024} KiB")
     if not ns.no_timing:

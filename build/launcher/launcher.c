@@ -10,8 +10,10 @@
  * owned by us (not group/world-writable, on an exec-able filesystem) we exec
  * <cache>/<id>/<plugin> (a symlink to the bundle's executable; its basename
  * tells the bundle which plugin to run) with our argv tail, stdin/stdout/stderr
- * and environment untouched: delegates must see exactly the caller's
- * environment.  Otherwise we extract into a private temp dir under an
+ * untouched and the caller's environment plus what the PyInstaller bootloader
+ * would add before restarting itself (see preset_bootloader_env(); the plugins
+ * strip it again for delegates and iptables, which must see exactly the
+ * caller's environment).  Otherwise we extract into a private temp dir under an
  * exclusive lock, verify the CRC, fsync, write the marker and rename() the
  * whole directory into place, then exec.  Why not PyInstaller onefile: it
  * unpacks into $TMPDIR/_MEI* at every exec (>= 50 ms), fails on noexec /tmp
@@ -288,6 +290,64 @@ static int open_entry(int cfd, const char *cdir)
 	return -2;
 }
 
+/* Spare the bootloader its restart.  A PyInstaller onedir bootloader on Linux
+ * cannot point the dynamic linker at _internal/ for itself, so at its first
+ * exec it sets LD_LIBRARY_PATH and _PYI_* and exec()s itself again (one more
+ * execve + dynamic link, ~1.5 ms).  We set exactly what its first stage sets
+ * (PyInstaller 6.22 bootloader, pyi_main.c / pyi_utils_posix.c), so the one
+ * exec we do is already its second stage:
+ *   _PYI_ARCHIVE_FILE=<real path of the bundle executable> (its /proc/self/exe),
+ *   _PYI_PARENT_PROCESS_LEVEL=-1 (the "restarted onedir process" mark),
+ *   _PYI_LINUX_PROCESS_NAME=<our comm> (it prctl()s that name back),
+ *   LD_LIBRARY_PATH=<real entry dir>/_internal[:<caller's value>] and, if the
+ *   caller's value was set and non-empty, LD_LIBRARY_PATH_ORIG=<that value>
+ *   (spec/invoke.clean_environ restores it for delegates and iptables),
+ * in the bootloader's order (setenv: new names appended, existing replaced in
+ * place).  Only for a caller environment without any _PYI_* variable or
+ * PYINSTALLER_RESET_ENVIRONMENT: anything else (an inherited bundle
+ * environment) is left to the bootloader's own logic, restart included.
+ * build.py (a VERSION call under strace must exec the bundle exactly once) and
+ * tests/integration/test_binaries.py (our environment must equal the one the
+ * bootloader's own restart passes on) fail if a PyInstaller upgrade changes
+ * this protocol. */
+static void preset_bootloader_env(const char *cdir)
+{
+	extern char **environ;
+	char exe[PATH_MAX], real[PATH_MAX], lib[PATH_MAX + 16], comm[16];
+	const char *orig;
+	size_t n;
+	for (char **e = environ; *e; e++)
+		if (!strncmp(*e, "_PYI_", 5) || !strncmp(*e, "PYINSTALLER_RESET_ENVIRONMENT=", 30))
+			return;
+	if (snprintf(exe, sizeof(exe), "%s/%s/%s", cdir, id, BUNDLE_EXE) >= (int)sizeof(exe) ||
+	    !realpath(exe, real))
+		return; /* the bootloader will find its own way */
+	n = strlen(real);
+	if (n <= strlen(BUNDLE_EXE) + 1 || strcmp(real + n - strlen(BUNDLE_EXE), BUNDLE_EXE) ||
+	    real[n - strlen(BUNDLE_EXE) - 1] != '/')
+		return; /* open_entry() saw a regular file, so this cannot happen */
+	n -= strlen(BUNDLE_EXE); /* keep the slash */
+	if (snprintf(lib, sizeof(lib), "%.*s_internal", (int)n, real) >= (int)sizeof(lib))
+		return;
+	/* the kernel's comm: the exec'd file's basename, at most 15 bytes */
+	snprintf(comm, sizeof(comm), "%s", plugin);
+	orig = getenv("LD_LIBRARY_PATH");
+	if (setenv("_PYI_ARCHIVE_FILE", real, 1) || setenv("_PYI_PARENT_PROCESS_LEVEL", "-1", 1) ||
+	    setenv("_PYI_LINUX_PROCESS_NAME", comm, 1))
+		goto oom;
+	if (orig && *orig) { /* the bootloader takes an empty value for unset */
+		char *both;
+		if (setenv("LD_LIBRARY_PATH_ORIG", orig, 1) || asprintf(&both, "%s:%s", lib, orig) < 0 ||
+		    setenv("LD_LIBRARY_PATH", both, 1))
+			goto oom;
+	} else if (setenv("LD_LIBRARY_PATH", lib, 1)) {
+		goto oom;
+	}
+	return;
+oom:
+	cni_fail(ERR_INTERNAL, "out of memory", "setting up the bundle's environment");
+}
+
 static __attribute__((noreturn)) void run(const char *cdir, int efd, char **argv)
 {
 	char path[PATH_MAX];
@@ -302,6 +362,7 @@ static __attribute__((noreturn)) void run(const char *cdir, int efd, char **argv
 	if (snprintf(path, sizeof(path), "%s/%s/%s", cdir, id, plugin) >= (int)sizeof(path))
 		cni_fail(ERR_IO, "cache path too long", cdir);
 	argv[0] = path; /* basename = plugin; a full path lets the bundle find itself without /proc */
+	preset_bootloader_env(cdir);
 	execv(path, argv);
 	if (errno == ENOENT) {
 		char msg[96];
