@@ -156,11 +156,13 @@ printf '{"cniVersion":"1.0.0","ips":[{"address":"10.99.0.2/24","gateway":"10.99.
 """
 
 
+@pytest.mark.parametrize("ld_library_path", ["/caller/lib", None])
 def test_a_delegate_gets_the_callers_environment_and_no_cache_descriptor(
-    tmp_path: Path, cache: Path, make_netns: Callable[[], str]
+    tmp_path: Path, cache: Path, make_netns: Callable[[], str], ld_library_path: str | None
 ) -> None:
     """Launcher and bootloader add nothing that reaches a delegate: not an
-    environment variable, not the cache lock's descriptor."""
+    environment variable (LD_LIBRARY_PATH is the caller's, or absent), not the
+    cache lock's descriptor."""
     if "bridge" not in names():
         pytest.skip("no bridge binary")
     plugins = tmp_path / "bin"
@@ -177,9 +179,10 @@ def test_a_delegate_gets_the_callers_environment_and_no_cache_descriptor(
         "CNI_IFNAME": "eth0",
         "CNI_PATH": str(plugins),
         "CNI_PLUGINS_CACHE_DIR": str(cache),
-        "LD_LIBRARY_PATH": "/caller/lib",
         "DUMP": str(tmp_path),
     }
+    if ld_library_path is not None:
+        env["LD_LIBRARY_PATH"] = ld_library_path
     conf = {
         "cniVersion": "1.0.0",
         "name": "envtest",
@@ -199,6 +202,69 @@ def test_a_delegate_gets_the_callers_environment_and_no_cache_descriptor(
     got = dict(line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines())
     assert got == env
     assert str(cache) not in (tmp_path / "fds").read_text()
+
+
+def _traced_execves(
+    argv: list[str], env: dict[str, str], trace: Path
+) -> list[tuple[str, list[str], list[str]]]:
+    """(path, argv, envp) of every execve of a VERSION call, under strace."""
+    cmd = ["strace", "-f", "-qq", "-v", "-s", "65536", "-e", "trace=execve", "-o", str(trace)]
+    proc = subprocess.run(
+        [*cmd, *argv], input=VERSION_IN, env=env, capture_output=True, timeout=60, check=False
+    )
+    assert_version_ok(proc)
+    calls = []
+    for m in re.finditer(r'execve\("([^"]*)", \[(.*?)\], \[(.*?)\]\) = 0', trace.read_text()):
+        strings = [re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(i)) for i in (2, 3)]
+        calls.append((m.group(1), strings[0], strings[1]))
+    return calls
+
+
+@pytest.mark.parametrize("ld_library_path", [None, "", "/caller/lib:/more"])
+def test_the_bundle_is_execd_once_with_the_environment_its_restart_would_have(
+    tmp_path: Path, ld_library_path: str | None
+) -> None:
+    """The PyInstaller bootloader of a onedir bundle sets LD_LIBRARY_PATH and
+    _PYI_* and re-execs itself; the launcher sets the very same environment and
+    argv, so the bootloader runs once.  Compared with the bootloader's own
+    restart, so a PyInstaller that changes the protocol fails here.  The cache
+    sits behind a symlinked parent: the bootloader's paths are resolved ones."""
+    if not shutil.which("strace"):
+        pytest.skip("needs strace")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    cache = tmp_path / "link" / "cache"
+    binary = bin_dir() / "loopback"
+    env = {"CNI_COMMAND": "VERSION", "PATH": PATH, "CNI_PLUGINS_CACHE_DIR": str(cache)}
+    if ld_library_path is not None:
+        env["LD_LIBRARY_PATH"] = ld_library_path
+    assert_version_ok(version(binary, cache, env))  # unpacks
+    entry = cache / payload_id(binary)
+
+    ours = _traced_execves([str(binary)], env, tmp_path / "ours")
+    assert [Path(path).name for path, _, _ in ours] == ["loopback", "loopback"], ours
+    theirs = _traced_execves([str(entry / "loopback")], env, tmp_path / "theirs")
+    assert [Path(path).name for path, _, _ in theirs] == ["loopback", "cni-plugins"], theirs
+    assert ours[1][1:] == theirs[1][1:]  # argv and environment, in order
+
+    got = dict(item.split("=", 1) for item in ours[1][2])
+    real = tmp_path / "real" / "cache" / payload_id(binary)
+    assert got["_PYI_ARCHIVE_FILE"] == str(real / "cni-plugins")
+    if ld_library_path:
+        assert got["LD_LIBRARY_PATH"] == f"{real}/_internal:{ld_library_path}"
+        assert got["LD_LIBRARY_PATH_ORIG"] == ld_library_path
+    else:
+        assert got["LD_LIBRARY_PATH"] == f"{real}/_internal"
+        assert "LD_LIBRARY_PATH_ORIG" not in got
+
+
+def test_an_inherited_bundle_environment_is_left_to_the_bootloader(cache: Path) -> None:
+    """A caller environment that already has _PYI_* variables (say, from another
+    PyInstaller program) is passed on untouched: the bootloader resets it and
+    restarts itself as usual."""
+    extra = {"_PYI_ARCHIVE_FILE": "/elsewhere/app", "_PYI_PARENT_PROCESS_LEVEL": "1"}
+    assert_version_ok(version(bin_dir() / "loopback", cache, extra))
+    assert_version_ok(version(bin_dir() / "loopback", cache, extra))  # warm
 
 
 def test_delegates_of_our_build_run_in_process_others_are_execd(
