@@ -153,6 +153,11 @@ def build_bundle(modules: dict[str, str], version: str, ext_dir: Path) -> Path:
     for name in EXCLUDES:
         args += ["--exclude-module", name]
     env = dict(os.environ, PYTHONHASHSEED="0", SOURCE_DATE_EPOCH=_source_date_epoch())
+    # Store the PYZ's modules uncompressed: the bundle otherwise inflates every
+    # module it imports at every start (~2 ms of zlib per VERSION), while the
+    # payload is zlib-compressed as a whole anyway (it even gets smaller).
+    # PyInstaller's own knob (archive/writers.py); without it, just slower.
+    env["PYINSTALLER_ZLIB_COMPRESSION_LEVEL"] = "0"
     subprocess.run([sys.executable, "-m", "PyInstaller", *args], check=True, env=env, cwd=REPO)
     bundle = dist / BUNDLE
     # PyInstaller's bootloader links libz.so.1 from the host; point it at the
