@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from cni_plugins.linux.netlink import Link
     from cni_plugins.linux.netns import NetNS
     from cni_plugins.spec.args import CmdArgs
-    from cni_plugins.spec.types import IPInterface
+    from cni_plugins.spec.ip import IPInterface
 
 
 class Undo:

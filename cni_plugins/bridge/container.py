@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from cni_plugins.bridge.config import BridgeConf
     from cni_plugins.linux.netlink import Link, RouteSocket
     from cni_plugins.linux.netns import NetNS
-    from cni_plugins.spec.types import IPInterface, Result
+    from cni_plugins.spec.ip import IPInterface
+    from cni_plugins.spec.types import Result
 
 DAD_TIMEOUT = 5.0
 _IFA_F_DADFAILED = 0x08

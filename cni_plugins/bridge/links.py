@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from cni_plugins.bridge.config import BridgeConf
     from cni_plugins.linux.netlink import Link, RouteSocket
     from cni_plugins.linux.netns import NetNS
-    from cni_plugins.spec.types import IPInterface
+    from cni_plugins.spec.ip import IPInterface
 
 VETH_NAME_ATTEMPTS = 10
 

@@ -5,19 +5,18 @@ No kernel access here; every function is unit-tested on plain values.
 
 from __future__ import annotations
 
-import ipaddress
-
 from cni_plugins.spec.errors import CNIError
+from cni_plugins.spec.ip import IPInterface, ip_network
 from cni_plugins.spec.types import Interface, Result, Route
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cni_plugins.bridge.config import BridgeConf
-    from cni_plugins.spec.types import IPAddress, IPInterface
+    from cni_plugins.spec.ip import IPAddress
 
 # Result.interfaces layout: [bridge, host veth, container veth, (vlan gateway)].
 BRIDGE_INDEX, HOST_INDEX, CONTAINER_INDEX = 0, 1, 2
-_DEFAULT = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("::/0")}
+_DEFAULT = {4: ip_network("0.0.0.0/0"), 6: ip_network("::/0")}
 
 
 def gateway_ip(address: IPInterface) -> IPAddress:
@@ -53,7 +52,7 @@ def build_result(
                 result.routes.append(Route(_DEFAULT[family], gw))
                 has_default[family] = True
         if conf.is_gateway and gw is not None:
-            gateways[family].append(ipaddress.ip_interface(f"{gw}/{ipc.address.network.prefixlen}"))
+            gateways[family].append(IPInterface(gw, ipc.address.network.prefixlen))
         result.ips.append(type(ipc)(ipc.address, gw, CONTAINER_INDEX))
     if conf.dns is not None:
         result.dns = conf.dns

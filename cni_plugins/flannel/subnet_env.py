@@ -17,11 +17,11 @@ ready: ``SubnetEnvError``, which ADD reports as code 11 and STATUS as code 50.
 
 from __future__ import annotations
 
-import ipaddress
+from cni_plugins.spec.ip import ip_network
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cni_plugins.spec.types import IPNetwork
+    from cni_plugins.spec.ip import IPNetwork
 
 # Larger than any real subnet.env by orders of magnitude.
 _MAX_BYTES = 64 * 1024
@@ -120,7 +120,7 @@ def _subnet(values: dict[str, str], key: str, family: int, path: str) -> IPNetwo
 
 def _cidr(text: str, key: str, family: int, path: str) -> IPNetwork:
     try:
-        net = ipaddress.ip_network(text, strict=False)
+        net = ip_network(text, strict=False)
     except ValueError:
         raise SubnetEnvError(f"{path}: {key}={text!r} is not a CIDR") from None
     if net.version != family:

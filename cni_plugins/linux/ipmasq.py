@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from cni_plugins.linux.iptables import Restore
     from cni_plugins.linux.nftables import NftRule
-    from cni_plugins.spec.types import IPInterface
+    from cni_plugins.spec.ip import IPInterface
 
 # These should never be changed, or else upgrading will require manual intervention.
 CHAIN_PREFIX = "CNI-"

@@ -2,7 +2,7 @@
 
 Why it exists: every plugin exec pays its imports, and pyroute2 alone costs
 150-250 ms (DESIGN.md section 4).  This layer needs ``_socket``, ``struct``,
-``os`` and ``ipaddress`` and does one round trip per operation.
+``os`` and ``spec.ip`` and does one round trip per operation.
 
     with RouteSocket(pod_ns) as pod:           # requests act inside pod_ns
         pod.set_up("lo")
@@ -45,7 +45,8 @@ from cni_plugins.linux.nltypes import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cni_plugins.linux.nltypes import IPAddress, IPInterface, IPNetwork, LinkRef
+    from cni_plugins.linux.nltypes import LinkRef
+    from cni_plugins.spec.ip import IPAddress, IPInterface, IPNetwork
 
 __all__ = [
     "Address",
@@ -238,7 +239,7 @@ class RouteSocket(NetlinkSocket):
         """
         flags = (m.IFA_F_NODAD if nodad else 0) | (m.IFA_F_NOPREFIXROUTE if noprefixroute else 0)
         if scope is None:
-            scope = m.RT_SCOPE_HOST if address.is_loopback else m.RT_SCOPE_UNIVERSE
+            scope = m.RT_SCOPE_HOST if address.ip.is_loopback else m.RT_SCOPE_UNIVERSE
         payload = _addr_msg(self._index(ref), address, scope, flags & 0xFF)
         if address.version == 4 and address.network.prefixlen < 31:
             payload += m.attr(m.IFA_BROADCAST, address.network.broadcast_address.packed)

@@ -7,23 +7,12 @@ reply (family header + attributes) and are unit-tested on packed bytes.
 
 from __future__ import annotations
 
-from ipaddress import (
-    IPv4Address,
-    IPv4Interface,
-    IPv4Network,
-    IPv6Address,
-    IPv6Interface,
-    IPv6Network,
-)
-
 from cni_plugins.linux import nlmsg as m
+from cni_plugins.spec.ip import IPAddress, IPInterface, IPNetwork
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     LinkRef = int | str
-    IPAddress = IPv4Address | IPv6Address
-    IPInterface = IPv4Interface | IPv6Interface
-    IPNetwork = IPv4Network | IPv6Network
 
 
 class Link:
@@ -182,7 +171,9 @@ class Route:
 
 
 def _ip(family: int, data: bytes) -> IPAddress:
-    return IPv4Address(data) if family == m.AF_INET else IPv6Address(data)
+    if len(data) != (4 if family == m.AF_INET else 16):
+        raise ValueError(f"address of family {family} is {len(data)} bytes long")
+    return IPAddress.from_packed(data)
 
 
 def parse_link(body: bytes) -> Link:
@@ -219,11 +210,7 @@ def parse_address(body: bytes) -> Address:
     family, prefixlen, flags, scope, index = m.IFADDRMSG.unpack_from(body)
     a = m.parse_attrs(body, m.IFADDRMSG.size)
     raw = a.get(m.IFA_LOCAL) or a[m.IFA_ADDRESS]
-    iface: IPInterface
-    if family == m.AF_INET:
-        iface = IPv4Interface((raw, prefixlen))
-    else:
-        iface = IPv6Interface((raw, prefixlen))
+    iface = IPInterface(_ip(family, raw), prefixlen)
     if m.IFA_FLAGS in a:  # the 8-bit ifa_flags cannot hold e.g. NOPREFIXROUTE
         flags = m.get_u32(a[m.IFA_FLAGS])
     return Address(index, iface, scope=scope, flags=flags, label=m.get_str(a.get(m.IFA_LABEL, b"")))
@@ -261,4 +248,4 @@ def parse_route(body: bytes) -> Route:
 
 
 def _net(family: int, packed: bytes, plen: int) -> IPNetwork:
-    return IPv4Network((packed, plen)) if family == m.AF_INET else IPv6Network((packed, plen))
+    return IPNetwork(_ip(family, packed), plen)

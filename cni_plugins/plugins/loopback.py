@@ -9,12 +9,11 @@ DEL succeeds when the namespace is already gone (kubernetes#43014).
 
 from __future__ import annotations
 
-import ipaddress
-
 from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
 from cni_plugins.linux.netns import NetNSNotFound, open_netns_of
 from cni_plugins.spec import skel
 from cni_plugins.spec.errors import CNIError
+from cni_plugins.spec.ip import ip_interface
 from cni_plugins.spec.types import Interface, IPConfig, Result
 
 TYPE_CHECKING = False
@@ -36,7 +35,7 @@ def cmd_add(args: CmdArgs) -> Result:
     if args.prev_result is not None:
         return args.prev_result
     if not addresses:  # lo comes with them; keep a result that every version can express
-        addresses = [ipaddress.ip_interface("127.0.0.1/8"), ipaddress.ip_interface("::1/128")]
+        addresses = [ip_interface("127.0.0.1/8"), ip_interface("::1/128")]
     return Result(
         interfaces=[Interface(LO, "00:00:00:00:00:00", args.netns)],
         ips=[IPConfig(a, interface=0) for a in addresses],

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from cni_plugins.spec.args import CmdArgs
-    from cni_plugins.spec.types import IPInterface, Result
+    from cni_plugins.spec.ip import IPInterface
+    from cni_plugins.spec.types import Result
 
 
 def cmd_add(args: CmdArgs) -> Result:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from cni_plugins.linux.nftables import Nft, NftRule
     from cni_plugins.portmap.config import PortMapConf, PortMapping
-    from cni_plugins.spec.types import IPAddress, IPInterface
+    from cni_plugins.spec.ip import IPAddress, IPInterface
 
 
 def log(message: str) -> None:

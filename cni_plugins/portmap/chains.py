@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from cni_plugins.linux.iptables import Restore
     from cni_plugins.portmap.config import PortMapConf, PortMapping
-    from cni_plugins.spec.types import IPInterface
+    from cni_plugins.spec.ip import IPInterface
 
 # The names of the top-level summary chains.
 # These should never be changed, or else upgrading will require manual intervention.

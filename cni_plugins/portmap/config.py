@@ -16,10 +16,9 @@ tokens that would replace the entry rule's target.
 
 from __future__ import annotations
 
-import ipaddress
-
 from cni_plugins.spec.errors import InvalidConfig
 from cni_plugins.spec.fields import boolean, integer, typename
+from cni_plugins.spec.ip import ip_address
 from cni_plugins.spec.text import has_control, is_name
 
 TYPE_CHECKING = False
@@ -28,7 +27,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from cni_plugins.spec.args import CmdArgs
-    from cni_plugins.spec.types import IPAddress, IPInterface, Result
+    from cni_plugins.spec.ip import IPAddress, IPInterface
+    from cni_plugins.spec.types import Result
 
 BACKENDS = ("iptables", "nftables")
 PROTOCOLS = ("tcp", "udp", "sctp")
@@ -300,11 +300,11 @@ def _host_ip(item: Mapping[str, Any], where: str) -> IPAddress | None:
         return None
     if isinstance(value, str) and "%" not in value:
         try:
-            ip = ipaddress.ip_address(value)
+            ip = ip_address(value)
         except ValueError:
             pass
         else:
             # Go's net.IP treats ::ffff:a.b.c.d as IPv4.
-            mapped = ip.ipv4_mapped if ip.version == 6 else None
+            mapped = ip.ipv4_mapped
             return mapped if mapped is not None else ip
     raise InvalidConfig(f"{where}.hostIP: {value!r} is not an IP address")

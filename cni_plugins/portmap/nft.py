@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from cni_plugins.linux.nftables import NftRule
     from cni_plugins.portmap.config import PortMapConf
-    from cni_plugins.spec.types import IPInterface
+    from cni_plugins.spec.ip import IPInterface
 
 TABLE = "cni_hostport"
 TABLE_COMMENT = "CNI portmap plugin"

@@ -17,10 +17,9 @@ An empty ``dns`` is omitted, as current upstream does.
 
 from __future__ import annotations
 
-import ipaddress
-
 from cni_plugins.spec import version as versions
 from cni_plugins.spec.errors import IncompatibleVersion, InvalidConfig
+from cni_plugins.spec.ip import ip_address, ip_interface, ip_network
 from cni_plugins.spec.types import DNS, Interface, IPConfig, Result, Route
 
 TYPE_CHECKING = False
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from cni_plugins.spec.types import IPAddress, IPInterface, IPNetwork
+    from cni_plugins.spec.ip import IPAddress, IPInterface, IPNetwork
 
     JSON = dict[str, Any]
 
@@ -283,7 +282,7 @@ def _interface_addr(raw: object, what: str) -> IPInterface:
     if not isinstance(raw, str) or "/" not in raw:
         raise InvalidConfig(f"{what} must be an address with prefix length, got {raw!r}")
     try:
-        return ipaddress.ip_interface(raw)
+        return ip_interface(raw)
     except ValueError as exc:
         raise InvalidConfig(f"{what}: {exc}") from exc
 
@@ -298,7 +297,7 @@ def parse_address(raw: object, what: str) -> IPAddress:
     if not isinstance(raw, str):
         raise InvalidConfig(f"{what} must be an IP address string, got {raw!r}")
     try:
-        return ipaddress.ip_address(raw)
+        return ip_address(raw)
     except ValueError as exc:
         raise InvalidConfig(f"{what}: {exc}") from exc
 
@@ -308,6 +307,6 @@ def parse_network(raw: object, what: str, *, strict: bool = False) -> IPNetwork:
     if not isinstance(raw, str) or "/" not in raw:
         raise InvalidConfig(f"{what} must be a CIDR like 10.0.0.0/8, got {raw!r}")
     try:
-        return ipaddress.ip_network(raw, strict=strict)
+        return ip_network(raw, strict=strict)
     except ValueError as exc:
         raise InvalidConfig(f"{what}: {exc}") from exc

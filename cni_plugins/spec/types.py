@@ -2,25 +2,14 @@
 
 Plain slotted classes rather than dataclasses: ``dataclasses`` pulls in
 ``inspect`` and costs every plugin exec ~10 ms (DESIGN.md, speed).  Addresses are
-``ipaddress`` objects past the parse boundary; ``convert`` maps to and from JSON.
+``spec.ip`` objects past the parse boundary; ``convert`` maps to and from JSON.
 """
 
 from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ipaddress import (
-        IPv4Address,
-        IPv4Interface,
-        IPv4Network,
-        IPv6Address,
-        IPv6Interface,
-        IPv6Network,
-    )
-
-    IPAddress = IPv4Address | IPv6Address
-    IPInterface = IPv4Interface | IPv6Interface
-    IPNetwork = IPv4Network | IPv6Network
+    from cni_plugins.spec.ip import IPAddress, IPInterface, IPNetwork
 
 
 class _Record:

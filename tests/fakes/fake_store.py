@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from cni_plugins.ipam.host_local.store import Owner, Store
-    from cni_plugins.spec.types import IPAddress
+    from cni_plugins.spec.ip import IPAddress
 
 from contextlib import contextmanager
 

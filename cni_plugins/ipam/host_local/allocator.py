@@ -31,8 +31,6 @@ Codes (Go answers 999 for all of them):
 
 from __future__ import annotations
 
-import ipaddress
-
 from cni_plugins.spec.errors import (
     CNIError,
     InternalError,
@@ -42,6 +40,7 @@ from cni_plugins.spec.errors import (
     TryAgainLater,
     UnknownContainer,
 )
+from cni_plugins.spec.ip import IPAddress, IPInterface
 from cni_plugins.spec.types import IPConfig
 
 TYPE_CHECKING = False
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
 
     from cni_plugins.ipam.host_local.config import Range, RangeSet
     from cni_plugins.ipam.host_local.store import Owner, Store
-    from cni_plugins.spec.types import IPAddress, Result
+    from cni_plugins.spec.types import Result
 
 
 def allocate(
@@ -153,7 +152,7 @@ def _allocate_one(
 
 def _ip_config(rng: Range, ip: IPAddress) -> IPConfig:
     # The result's prefix is the subnet's (10.244.1.2/24), not a host route.
-    return IPConfig(ipaddress.ip_interface(f"{ip}/{rng.subnet.prefixlen}"), rng.gateway)
+    return IPConfig(IPInterface(ip, rng.subnet.prefixlen), rng.gateway)
 
 
 def _usable_in(range_set: RangeSet, ip: IPAddress) -> bool:
@@ -183,9 +182,9 @@ def candidates(range_set: RangeSet, last: IPAddress | None) -> Iterator[tuple[Ra
             lo = resume
         elif resume is not None and step == len(order) - 1:
             hi = resume - 1
-        make = type(rng.start)
+        version = rng.start.version
         for value in range(lo, hi + 1):
-            ip = make(value)
+            ip = IPAddress(value, version)
             if rng.usable(ip):
                 yield rng, ip
 

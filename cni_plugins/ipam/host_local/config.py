@@ -15,10 +15,9 @@ when a ``rangeStart``/``rangeEnd`` includes them (Go would allocate them).
 
 from __future__ import annotations
 
-import ipaddress
-
 from cni_plugins.spec.convert import parse_address, parse_network, route_from_wire
 from cni_plugins.spec.errors import InvalidConfig, InvalidEnvironment
+from cni_plugins.spec.ip import ip_interface
 from cni_plugins.spec.version import at_least
 
 TYPE_CHECKING = False
@@ -27,7 +26,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from cni_plugins.spec.args import CmdArgs
-    from cni_plugins.spec.types import IPAddress, IPNetwork, Route
+    from cni_plugins.spec.ip import IPAddress, IPNetwork
+    from cni_plugins.spec.types import Route
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 
@@ -229,7 +229,7 @@ def _range(raw: object) -> Range:
     if not isinstance(raw, dict):
         raise InvalidConfig("each range must be an object with a subnet")
     subnet = parse_network(raw.get("subnet"), "subnet")
-    given = ipaddress.ip_interface(raw["subnet"]).ip
+    given = ip_interface(raw["subnet"]).ip
     if given != subnet.network_address:
         raise InvalidConfig(
             f"Network has host bits set. For a subnet mask of length {subnet.prefixlen} "
@@ -282,7 +282,7 @@ def _check_families(range_sets: tuple[RangeSet, ...], cni_version: str) -> None:
 def _requested(raw: object, what: str) -> IPAddress:
     if isinstance(raw, str) and "/" in raw:
         try:
-            return _canonical(ipaddress.ip_interface(raw).ip)
+            return _canonical(ip_interface(raw).ip)
         except ValueError as exc:
             raise InvalidConfig(f"cannot understand ip: {what}: {exc}") from None
     return _canonical(parse_address(raw, what))
@@ -290,7 +290,7 @@ def _requested(raw: object, what: str) -> IPAddress:
 
 def _canonical(ip: IPAddress) -> IPAddress:
     """``::ffff:10.1.2.3`` is 10.1.2.3, as Go's To4() makes it."""
-    mapped = getattr(ip, "ipv4_mapped", None)
+    mapped = ip.ipv4_mapped
     return mapped if mapped is not None else ip
 
 

@@ -20,18 +20,18 @@ canonical form count as reservations (Go also reads ``lock`` and the cursors).
 from __future__ import annotations
 
 import fcntl
-import ipaddress
 import os
 import stat
 
 from cni_plugins.spec.errors import InvalidConfig, IOFailure
+from cni_plugins.spec.ip import ip_address
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
 
     from cni_plugins.ipam.host_local.store import Owner
-    from cni_plugins.spec.types import IPAddress
+    from cni_plugins.spec.ip import IPAddress
 
 LOCK_FILE = "lock"
 LAST_RESERVED_PREFIX = "last_reserved_ip."
@@ -167,7 +167,7 @@ class DiskStore:
     def last_reserved_ip(self, range_id: int) -> IPAddress | None:
         text = _read(f"{LAST_RESERVED_PREFIX}{range_id}", self._fd())
         try:
-            return ipaddress.ip_address(text.strip()) if text else None
+            return ip_address(text.strip()) if text else None
         except ValueError:
             return None  # torn or foreign content: lose round robin once, as Go does
 
@@ -193,7 +193,7 @@ def reservation_ip(name: str) -> IPAddress | None:
     if not name[:1].isalnum() and name[:1] != ":":
         return None
     try:
-        ip = ipaddress.ip_address(name)
+        ip = ip_address(name)
     except ValueError:
         return None
     return ip if str(ip) == name else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from cni_plugins.spec.types import IPAddress
+from cni_plugins.spec.ip import IPAddress
 
 # Who holds a reservation: (containerID, ifname), or (containerID, None) for
 # files written before host-local recorded the interface.

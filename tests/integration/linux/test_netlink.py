@@ -9,7 +9,6 @@ import errno
 import json
 import os
 import subprocess
-from ipaddress import ip_address, ip_interface, ip_network
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from cni_plugins.linux.netlink import (
     NetlinkNotFoundError,
     RouteSocket,
 )
+from cni_plugins.spec.ip import ip_address, ip_interface, ip_network
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
-from ipaddress import ip_interface, ip_network
-
 from cni_plugins.bridge import plan, spoofcheck
 from cni_plugins.bridge.config import BridgeConf
 from cni_plugins.linux import ipmasq
 from cni_plugins.linux.iptables import Restore, parse_save, quote, split_rule
 from cni_plugins.linux.nftables import NftRule
+from cni_plugins.spec import ip as ipa
+from cni_plugins.spec.ip import ip_interface, ip_network
 from cni_plugins.spec.types import DNS, Interface, IPConfig, Result, Route
 
 CHAIN = "CNI-1acd23a563d6b73ddfb74ccf"  # observed from the Go bridge 1.1.1 for cbr0/pod1
@@ -180,17 +179,17 @@ def test_build_result_gateway_and_default_routes() -> None:
     assert [str(i.gateway) for i in result.ips] == ["10.1.0.1", "2001:db8::1"]
     assert {i.interface for i in result.ips} == {2}
     assert result.routes[1:] == [
-        Route(ip_network("0.0.0.0/0"), ipaddress.ip_address("10.1.0.1")),
-        Route(ip_network("::/0"), ipaddress.ip_address("2001:db8::1")),
+        Route(ip_network("0.0.0.0/0"), ipa.ip_address("10.1.0.1")),
+        Route(ip_network("::/0"), ipa.ip_address("2001:db8::1")),
     ]
     assert gws == {4: [ip_interface("10.1.0.1/24")], 6: [ip_interface("2001:db8::1/64")]}
     assert result.dns.nameservers == ("1.1.1.1",)
 
 
 def test_no_default_route_when_ipam_has_one_with_gw() -> None:
-    gw = ipaddress.ip_address("10.1.0.254")
+    gw = ipa.ip_address("10.1.0.254")
     ipam = Result(
-        ips=[IPConfig(ip_interface("10.1.0.5/24"), ipaddress.ip_address("10.1.0.1"))],
+        ips=[IPConfig(ip_interface("10.1.0.5/24"), ipa.ip_address("10.1.0.1"))],
         routes=[Route(ip_network("0.0.0.0/0"), gw)],
     )
     result, _ = plan.build_result(bconf(isDefaultGateway=True), ipam, IFACES)
@@ -224,9 +223,7 @@ def test_gateway_conflicts() -> None:
 
 
 def test_route_gateway_defaults_per_family() -> None:
-    r = Result(ips=[IPConfig(ip_interface("10.1.0.5/24"), ipaddress.ip_address("10.1.0.1"))])
+    r = Result(ips=[IPConfig(ip_interface("10.1.0.5/24"), ipa.ip_address("10.1.0.1"))])
     gws = plan.first_gateways(r)
-    assert plan.route_gateway(Route(ip_network("10.0.0.0/8")), gws) == ipaddress.ip_address(
-        "10.1.0.1"
-    )
+    assert plan.route_gateway(Route(ip_network("10.0.0.0/8")), gws) == ipa.ip_address("10.1.0.1")
     assert plan.route_gateway(Route(ip_network("fd00::/8")), gws) is None

@@ -3,13 +3,13 @@ requested addresses, duplicates, exhaustion, rollback, DEL/CHECK/GC/STATUS."""
 
 from __future__ import annotations
 
-import ipaddress as ipa
 from typing import Any
 
 import pytest
 
 from cni_plugins.ipam.host_local import allocator
 from cni_plugins.ipam.host_local.config import RangeSet, load_ipam_config
+from cni_plugins.spec import ip as ipa
 from cni_plugins.spec.args import CmdArgs
 from cni_plugins.spec.errors import (
     INTERNAL,
@@ -24,7 +24,7 @@ from cni_plugins.spec.types import IPConfig, Result
 from tests.fakes.fake_store import FakeStore
 
 
-def ip(text: str) -> ipa.IPv4Address | ipa.IPv6Address:
+def ip(text: str) -> ipa.IPAddress:
     return ipa.ip_address(text)
 
 

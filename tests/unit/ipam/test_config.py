@@ -3,7 +3,6 @@ validation error with its code (7 unless the environment is at fault: 4)."""
 
 from __future__ import annotations
 
-import ipaddress as ipa
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from cni_plugins.ipam.host_local.config import (
     data_dir,
     load_ipam_config,
 )
+from cni_plugins.spec import ip as ipa
 from cni_plugins.spec.args import CmdArgs
 from cni_plugins.spec.errors import INVALID_CONFIG, INVALID_ENVIRONMENT, CNIError
 
@@ -231,7 +231,7 @@ def test_more_than_one_set_per_family_needs_030() -> None:
     )
 
 
-def ip(text: str) -> ipa.IPv4Address | ipa.IPv6Address:
+def ip(text: str) -> ipa.IPAddress:
     return ipa.ip_address(text)
 
 

@@ -4,7 +4,6 @@ and junk tolerance, release by id incl. pre-ifname files, GC bookkeeping."""
 from __future__ import annotations
 
 import fcntl
-import ipaddress as ipa
 import os
 import stat
 import subprocess
@@ -15,10 +14,11 @@ import pytest
 
 from cni_plugins.ipam.host_local import allocator
 from cni_plugins.ipam.host_local.disk_store import DiskStore, parse_owner, reservation_ip
+from cni_plugins.spec import ip as ipa
 from cni_plugins.spec.errors import INVALID_CONFIG, CNIError
 
 
-def ip(text: str) -> ipa.IPv4Address | ipa.IPv6Address:
+def ip(text: str) -> ipa.IPAddress:
     return ipa.ip_address(text)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import struct
-from ipaddress import ip_interface, ip_network
 
 import pytest
 
 from cni_plugins.linux import nlmsg as m
 from cni_plugins.linux.nltypes import parse_address, parse_link, parse_route
+from cni_plugins.spec.ip import ip_interface, ip_network
 
 
 def test_attr_pads_to_four_bytes_but_length_excludes_padding() -> None:
@@ -117,7 +117,7 @@ def test_parse_address_prefers_ifa_local_and_ifa_flags() -> None:
     assert (a.index, a.interface, a.family) == (4, ip_interface("10.0.0.1/24"), m.AF_INET)
     assert a.flags == m.IFA_F_NOPREFIXROUTE | m.IFA_F_PERMANENT
     v6 = m.IFADDRMSG.pack(m.AF_INET6, 64, m.IFA_F_NODAD, 0, 4) + m.attr(
-        m.IFA_ADDRESS, ip_interface("fd00::1/64").packed
+        m.IFA_ADDRESS, ip_interface("fd00::1/64").ip.packed
     )
     b = parse_address(v6)
     assert (b.interface, b.flags, b.family) == (ip_interface("fd00::1/64"), m.IFA_F_NODAD, 10)

@@ -8,16 +8,16 @@ fd00:10:244:1::2/64); ``test_differential.py`` re-checks them against the binary
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from cni_plugins.linux.iptables import parse_save, split_rule
 from cni_plugins.portmap import chains
 from cni_plugins.portmap.config import PortMapConf
+from cni_plugins.spec import ip as ipa
 
 CHAIN = "CNI-DN-1acd23a563d6b73ddfb74"
-V4 = ipaddress.ip_interface("10.244.1.2/24")
-V6 = ipaddress.ip_interface("fd00:10:244:1::2/64")
+V4 = ipa.ip_interface("10.244.1.2/24")
+V6 = ipa.ip_interface("fd00:10:244:1::2/64")
 MAPPINGS = [
     {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
     {"hostPort": 5353, "containerPort": 53, "protocol": "udp"},

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 import pytest
 
 from cni_plugins.portmap.config import PortMapConf, PortMapping, container_addresses
+from cni_plugins.spec import ip as ipa
 from cni_plugins.spec.convert import result_from_wire
 from cni_plugins.spec.errors import InvalidConfig
 
@@ -39,9 +39,9 @@ def test_mappings_parsed() -> None:
     )
     assert c.mappings == (
         PortMapping(80, 8080, "tcp"),
-        PortMapping(53, 53, "udp", ipaddress.ip_address("10.0.0.1")),
-        PortMapping(9, 9, "sctp", ipaddress.ip_address("::")),
-        PortMapping(1, 1, "tcp", ipaddress.ip_address("1.2.3.4")),  # Go treats it as IPv4
+        PortMapping(53, 53, "udp", ipa.ip_address("10.0.0.1")),
+        PortMapping(9, 9, "sctp", ipa.ip_address("::")),
+        PortMapping(1, 1, "tcp", ipa.ip_address("1.2.3.4")),  # Go treats it as IPv4
     )
     assert c.mappings[2].destination() is None and c.mappings[2].applies_to(6)
     assert not c.mappings[1].applies_to(6) and c.mappings[0].applies_to(6)
@@ -141,4 +141,4 @@ def test_container_addresses_as_the_reference_picks_them() -> None:
     )
     v4, v6 = container_addresses(prev, "eth0")
     assert str(v4) == "10.2.0.2/24" and str(v6) == "fd00::2/64"
-    assert container_addresses(prev, "eth1") == (None, ipaddress.ip_interface("fd00::2/64"))
+    assert container_addresses(prev, "eth1") == (None, ipa.ip_interface("fd00::2/64"))

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from cni_plugins.linux.nftables import NftRule, rules_from_json
 from cni_plugins.portmap import nft
 from cni_plugins.portmap.config import PortMapConf
+from cni_plugins.spec import ip as ipa
 
-V4 = ipaddress.ip_interface("10.244.1.2/24")
-V6 = ipaddress.ip_interface("fd00:10:244:1::2/64")
+V4 = ipa.ip_interface("10.244.1.2/24")
+V6 = ipa.ip_interface("fd00:10:244:1::2/64")
 
 
 def conf(**extra: Any) -> PortMapConf:

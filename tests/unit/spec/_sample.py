@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress as ipa
-
+from cni_plugins.spec import ip as ipa
 from cni_plugins.spec.types import DNS, Interface, IPConfig, Result, Route
 
 

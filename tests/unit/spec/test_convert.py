@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress as ipa
 import json
 from pathlib import Path
 
 import pytest
 
+from cni_plugins.spec import ip as ipa
 from cni_plugins.spec.convert import result_from_wire, result_to_wire
 from cni_plugins.spec.errors import IncompatibleVersion, InvalidConfig
 from cni_plugins.spec.types import Interface, IPConfig, Result

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import ipaddress as ipa
 import json
 from typing import Any
 
 import pytest
 
+from cni_plugins.spec import ip as ipa
 from cni_plugins.spec import skel
 from cni_plugins.spec.args import CmdArgs
 from cni_plugins.spec.errors import InvalidConfig
