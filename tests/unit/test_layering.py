@@ -30,6 +30,8 @@ FORBIDDEN_AT_RUNTIME = (
     "pyroute2", "jsonschema", "netaddr", "dataclasses", "typing", "subprocess",
     # ~5-10 ms each per exec: json compiles regexes at import, re brings enum.
     "json", "re", "enum", "contextlib", "socket", "hashlib", "ctypes",
+    # ~6 ms together: spec.ip stands in for ipaddress, which alone loads these two.
+    "ipaddress", "functools", "collections",
 )  # fmt: skip
 
 
