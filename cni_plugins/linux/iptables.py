@@ -230,6 +230,19 @@ class Iptables:
             raise _failure(f"{self.prefix}-save", status, err, "")
         return out.decode(errors="replace")
 
+    def list_chain(self, table: str, chain: str) -> str:
+        """``<prefix> -t <table> -S <chain>``: one chain's rules, in the form
+        ``-save`` prints them (``parse_save`` reads it).  With the nf_tables
+        backend only that chain is fetched, so the cost does not grow with the
+        rest of the table as ``save`` does.  A missing chain is a ``ToolFailed``
+        (iptables-nft 1.8.9 words it "incompatible", so callers decide on
+        existence beforehand, e.g. with ``nfprobe``)."""
+        argv = [self.prefix, "-w", str(LOCK_WAIT_SECONDS), "-t", table, "-S", chain]
+        status, out, err = run_tool(argv)
+        if status != 0:
+            raise _failure(f"{self.prefix} -S {chain}", status, err, "")
+        return out.decode(errors="replace")
+
 
 def _failure(tool: str, status: int, stderr: bytes, text: str) -> CNIError:
     message = stderr.decode(errors="replace").strip()

@@ -1,4 +1,4 @@
-"""The netlink transport: one NETLINK_ROUTE socket, requests with ACK, dumps, errors.
+"""The netlink transport: one socket (NETLINK_ROUTE unless told), requests with ACK, dumps, errors.
 
 It uses ``_socket`` rather than ``socket`` on purpose: the public module drags in
 ``enum``, ``selectors`` and friends (4-10 ms per exec, measured with ``python -X
@@ -95,7 +95,8 @@ class _MapErrors:
 
 
 class NetlinkSocket:
-    """A NETLINK_ROUTE socket: the transport under ``RouteSocket``.
+    """A netlink socket: NETLINK_ROUTE (the transport under ``RouteSocket``) or the
+    ``protocol`` given (NETLINK_NETFILTER for ``nfprobe``).
 
     Without ``netns`` it works in the calling thread's namespace, with one in that
     namespace (entered only while the socket is created).  Use it as a context manager
@@ -104,12 +105,12 @@ class NetlinkSocket:
 
     __slots__ = ("_buf", "_seq", "_sock")
 
-    def __init__(self, netns: NetNS | None = None) -> None:
+    def __init__(self, netns: NetNS | None = None, protocol: int = m.NETLINK_ROUTE) -> None:
         if netns is None:
-            self._sock = _open_socket()
+            self._sock = _open_socket(protocol)
         else:
             with netns.entered():
-                self._sock = _open_socket()
+                self._sock = _open_socket(protocol)
         self._seq = 0
         self._buf = bytearray(_RECV_BUF)
 
@@ -185,10 +186,8 @@ class NetlinkSocket:
         raise NetlinkError(_errno.EINTR, f"{what or 'netlink dump'}: kept being interrupted")
 
 
-def _open_socket() -> _socket.socket:
-    sock = _socket.socket(
-        _socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, m.NETLINK_ROUTE
-    )
+def _open_socket(protocol: int) -> _socket.socket:
+    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, protocol)
     try:
         # Errors then carry the kernel's own words and not a copy of our request.
         sock.setsockopt(m.SOL_NETLINK, m.NETLINK_EXT_ACK, 1)
