@@ -1,0 +1,139 @@
+"""portmap DEL's tool use with fakes: what it asks the kernel, what it lists, what it restores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cni_plugins.linux import iptables, nfprobe, nftables
+from cni_plugins.portmap import apply, chains
+
+DNAT = chains.dnat_chain_name("cbr0", "pod1")
+SNAT = chains.old_snat_chain_name("cbr0", "pod1")
+TOP = chains.TOP_LEVEL_DNAT_CHAIN
+NOTE = '"dnat name: \\"cbr0\\" id: \\"pod1\\""'
+ENTRY_TCP = f"-A {TOP} -p tcp -m comment --comment {NOTE} -m multiport --dports 8080 -j {DNAT}"
+ENTRY_UDP = f"-A {TOP} -p udp -m comment --comment {NOTE} -m multiport --dports 5353 -j {DNAT}"
+OTHER = f"-A {TOP} -p tcp -m comment --comment x -m multiport --dports 9090 -j CNI-DN-other"
+DNAT_RULES = (
+    f"-N {DNAT}\n-A {DNAT} -p udp -m udp --dport 5353 -j DNAT --to-destination 10.244.1.2:53\n"
+)
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.log: list[tuple[Any, ...]] = []
+        self.present: dict[int, set[str] | None] = {4: set(), 6: set()}
+        self.listed: dict[str, str] = {TOP: f"-N {TOP}\n{ENTRY_TCP}\n{OTHER}\n", DNAT: DNAT_RULES}
+        self.restore_error: Exception | None = None
+        self.nft_tables: dict[str, bool | None] = {"ip": False, "ip6": False}
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    c = Calls()
+
+    def probe(family: int, table: str, names: Any) -> set[str] | None:
+        c.log.append(("probe", family, table))
+        found = c.present[family]
+        return None if found is None else found & set(names)
+
+    def list_chain(self: iptables.Iptables, table: str, chain: str) -> str:
+        c.log.append(("list", self.family, chain))
+        return c.listed[chain]
+
+    def restore(self: iptables.Iptables, r: iptables.Restore) -> None:
+        c.log.append(("restore", self.family, r.text() if r else ""))
+        if c.restore_error is not None:
+            raise c.restore_error
+
+    def save(self: iptables.Iptables, table: str) -> str:
+        c.log.append(("save", self.family))
+        return ""
+
+    def nft_exists(family: str, table: str) -> bool | None:
+        c.log.append(("nft-probe", family))
+        return c.nft_tables[family]
+
+    def nft_list(self: nftables.Nft, family: str, table: str) -> list[nftables.NftRule]:
+        c.log.append(("nft-list", family))
+        return []
+
+    monkeypatch.setattr(nfprobe, "iptables_chains", probe)
+    monkeypatch.setattr(nfprobe, "nft_table_exists", nft_exists)
+    monkeypatch.setattr(iptables.Iptables, "list_chain", list_chain)
+    monkeypatch.setattr(iptables.Iptables, "restore", restore)
+    monkeypatch.setattr(iptables.Iptables, "save", save)
+    monkeypatch.setattr(nftables.Nft, "list_table_rules", nft_list)
+    monkeypatch.setattr(nftables.Nft, "apply", lambda self, cmds: list(cmds))
+    monkeypatch.setattr(apply, "_flush_udp_ports", lambda ports: c.log.append(("flush", ports)))
+    return c
+
+
+def kinds(c: Calls) -> list[tuple[Any, ...]]:
+    return [entry[:2] if entry[0] != "list" else entry for entry in c.log]
+
+
+def test_nothing_anywhere_costs_no_exec(calls: Calls) -> None:
+    apply.unforward("cbr0", "pod1")
+    assert kinds(calls) == [
+        ("probe", 4),
+        ("probe", 6),
+        ("nft-probe", "ip"),
+        ("nft-probe", "ip6"),
+        ("flush", {4: set(), 6: set()}),
+    ]
+
+
+def test_tcp_pod_lists_the_entry_chain_only(calls: Calls) -> None:
+    calls.present[4] = {DNAT, TOP}
+    apply.unforward("cbr0", "pod1")
+    assert ("list", 4, TOP) in calls.log and ("list", 4, DNAT) not in calls.log
+    (restore,) = [e for e in calls.log if e[0] == "restore"]
+    body = restore[2].splitlines()
+    assert body == ["*nat", "-D" + ENTRY_TCP[2:], f"-F {DNAT}", f"-X {DNAT}", "COMMIT"]
+    assert ("save", 4) not in calls.log and ("save", 6) not in calls.log
+
+
+def test_udp_pod_also_lists_its_chain_for_the_conntrack_flush(calls: Calls) -> None:
+    calls.present[4] = {DNAT, TOP}
+    calls.listed[TOP] = f"-N {TOP}\n{ENTRY_UDP}\n"
+    apply.unforward("cbr0", "pod1")
+    assert ("list", 4, DNAT) in calls.log
+    assert calls.log[-1] == ("flush", {4: {5353}, 6: set()})
+
+
+@pytest.mark.parametrize(
+    "present",
+    [None, {DNAT, SNAT, TOP}, {SNAT}],
+    ids=["unknown (legacy backend)", "old SNAT chain too", "old SNAT chain only"],
+)
+def test_full_save_when_the_probe_cannot_settle_it(calls: Calls, present: set[str] | None) -> None:
+    calls.present[6] = present
+    apply.unforward("cbr0", "pod1")
+    assert ("save", 6) in calls.log and ("save", 4) not in calls.log
+    assert not [e for e in calls.log if e[0] == "list"]
+
+
+def test_a_failed_restore_falls_back_to_the_full_save(calls: Calls) -> None:
+    calls.present[4] = {DNAT, TOP}
+    calls.restore_error = iptables.ToolFailed("iptables-restore failed", "chain in use")
+    with pytest.raises(iptables.ToolFailed):  # the full way fails the same way here
+        apply.unforward("cbr0", "pod1")
+    assert [e[0] for e in calls.log if e[0] in ("list", "restore", "save")] == [
+        "list",
+        "restore",
+        "save",
+        "restore",
+    ]
+
+
+def test_nft_is_listed_only_for_tables_that_may_exist(calls: Calls) -> None:
+    calls.nft_tables = {"ip": None, "ip6": True}
+    apply.unforward("cbr0", "pod1")
+    assert [e for e in calls.log if e[0] == "nft-list"] == [("nft-list", "ip"), ("nft-list", "ip6")]
+    calls.log.clear()
+    calls.nft_tables = {"ip": False, "ip6": True}
+    apply.unforward("cbr0", "pod1")
+    assert [e for e in calls.log if e[0] == "nft-list"] == [("nft-list", "ip6")]
