@@ -21,7 +21,9 @@ implement for iptables) recognises our chains by their comment.
 
 The rule sets are built as data by pure functions (unit-tested); ``setup``,
 ``teardown``, ``check`` and ``gc`` apply them with one save + one restore per
-family (iptables) or one list + one transaction (nftables).
+family (iptables) or one list + one transaction (nftables).  ``teardown`` first
+asks the kernel (``nfprobe``, no exec) what exists, and skips the tools for what
+does not.
 """
 
 from __future__ import annotations
@@ -297,7 +299,8 @@ def teardown(network: str, ifname: str, container_id: str) -> None:
     nftables only when iptables had nothing of it: an attachment has rules in
     one backend, and the pod may have been added by another version or
     configuration than this DEL's.  Saves an ``nft`` exec on the common path."""
-    found = _remove_iptables_chains(lambda _rules: {chain_name(network, container_id)})
+    chain = chain_name(network, container_id)
+    found = _remove_iptables_chains(lambda _rules: {chain}, known=chain)
     if not found:
         _nft_remove(
             lambda rules: nft_rules_of(rules, nft_instance_hash(network, ifname, container_id))
@@ -319,14 +322,21 @@ def gc(network: str, valid: Iterable[tuple[str, str]]) -> None:
     _nft_remove(stale_nft)
 
 
-def _remove_iptables_chains(select: Callable[[list[list[str]]], set[str]]) -> bool:
+def _remove_iptables_chains(
+    select: Callable[[list[list[str]]], set[str]], known: str | None = None
+) -> bool:
     """Remove the selected chains and the rules jumping to them, in both
-    families; whether any of them existed."""
+    families; whether any of them existed.  ``known``: the one chain
+    ``select`` picks, whatever the rules, which allows the cheap way first."""
     from cni_plugins.linux.iptables import Iptables, ToolNotFound, parse_save
 
     errors: list[CNIError] = []
     found = False
     for family in (4, 6):
+        cheap = None if known is None else _remove_known_chain(family, known)
+        if cheap is not None:
+            found = found or cheap
+            continue
         ipt = Iptables(family)
         try:
             chains, existing = parse_save(ipt.save("nat"))
@@ -342,10 +352,41 @@ def _remove_iptables_chains(select: Callable[[list[list[str]]], set[str]]) -> bo
     return found
 
 
+def _remove_known_chain(family: int, chain: str) -> bool | None:
+    """Remove ``chain`` without dumping the nat table; whether it existed, or
+    None: take the full way (``-save``), which also reports failures.
+
+    The kernel tells (``nfprobe``, no exec) whether the chain exists; absent,
+    nothing can jump to it.  Present: only POSTROUTING, where its jumps live
+    (also the legacy ``-s <cidr>`` form), is listed.  A jump from anywhere else
+    fails the chain's ``-X`` and with it the atomic restore; the full way then
+    finds it.  The legacy backend or any doubt: None."""
+    from cni_plugins.linux import nfprobe
+    from cni_plugins.linux.iptables import Iptables, parse_save
+
+    present = nfprobe.iptables_chains(family, "nat", (chain, "POSTROUTING"))
+    if present is None:
+        return None
+    if chain not in present:
+        return False
+    ipt = Iptables(family)
+    try:
+        rules = (
+            parse_save(ipt.list_chain("nat", "POSTROUTING"))[1] if "POSTROUTING" in present else []
+        )
+        ipt.restore(iptables_teardown({chain}, rules, {chain}))
+    except CNIError:
+        return None
+    return True
+
+
 def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]]) -> None:
+    from cni_plugins.linux import nfprobe
     from cni_plugins.linux.iptables import ToolNotFound
     from cni_plugins.linux.nftables import Nft
 
+    if nfprobe.nft_table_exists(NFT_FAMILY, NFT_TABLE) is False:
+        return  # no exec: the kernel says there is no table
     nft = Nft()
     try:
         rules = nft.list_rules(NFT_FAMILY, NFT_TABLE, NFT_MASQ_CHAIN)

@@ -1,0 +1,112 @@
+"""bridge DEL's masquerade teardown on its cheap paths (root, throwaway namespaces).
+
+DEL asks the kernel (netlink, no exec) whether the attachment's chain and the
+nft masquerade table exist, and lists only POSTROUTING; these tests pin that the
+outcome is the full ``iptables-save`` one: everything of the attachment goes
+(a jump from an unexpected place too, the legacy backend too), nothing else moves.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cni_plugins.linux.ipmasq import chain_name
+from tests.integration.bridge.conftest import Node, net_conf
+
+pytestmark = pytest.mark.privileged
+
+
+def save(node: Node, family: int, tool: str = "iptables-save") -> list[str]:
+    tool = tool if family == 4 else tool.replace("iptables", "ip6tables")
+    return [ln for ln in node.sh(tool, "-t", "nat").splitlines() if ln[:1] in "-:"]
+
+
+def restore(node: Node, text: str) -> None:
+    subprocess.run(
+        ["ip", "netns", "exec", node.name, "iptables-restore", "--noflush"],
+        input=text,
+        text=True,
+        check=True,
+    )
+
+
+def filler(count: int) -> str:
+    lines = ["*nat", ":CNIT-FILLER - [0:0]", "-A POSTROUTING -d 198.51.100.0/24 -j RETURN"]
+    lines += [
+        f"-A CNIT-FILLER -s 198.18.{i // 250}.{i % 250 + 1}/32 -j RETURN" for i in range(count)
+    ]
+    return "\n".join([*lines, "COMMIT", ""])
+
+
+def test_del_removes_only_its_own_among_many_rules(
+    node: Node, make_netns: Callable[[], str]
+) -> None:
+    restore(node, filler(2000))
+    conf = net_conf(node, v6=True, ipMasq=True)
+    gone, stays = make_netns(), make_netns()
+    node.add(conf, gone, cid="gone")
+    node.add(conf, stays, cid="stays")
+    before = {fam: save(node, fam) for fam in (4, 6)}
+    chain = chain_name("cbr0", "gone")
+    node.delete(conf, gone, cid="gone")
+    for fam in (4, 6):
+        assert save(node, fam) == [ln for ln in before[fam] if chain not in ln], fam
+    node.delete(conf, gone, cid="gone")  # idempotent
+    assert any(chain_name("cbr0", "stays") in ln for ln in save(node, 4))
+
+
+def test_del_finds_a_jump_to_its_chain_anywhere(node: Node, make_netns: Callable[[], str]) -> None:
+    conf = net_conf(node, ipMasq=True)
+    pod = make_netns()
+    node.add(conf, pod)
+    chain = chain_name("cbr0", "pod1")
+    # (not from OUTPUT: MASQUERADE is valid in POSTROUTING only)
+    restore(
+        node, f"*nat\n:CNIT-OTHER - [0:0]\n-A CNIT-OTHER -d 203.0.113.7/32 -j {chain}\nCOMMIT\n"
+    )
+    node.delete(conf, pod)
+    assert not [ln for ln in save(node, 4) if chain in ln]
+
+
+def test_iptables_del_keeps_the_nft_table_of_others(
+    node: Node, make_netns: Callable[[], str]
+) -> None:
+    conf = net_conf(node, ipMasq=True)
+    nft_conf = {**conf, "ipMasqBackend": "nftables"}
+    node.add(nft_conf, make_netns(), cid="nftpod")
+    ipt_pod = make_netns()
+    node.add(conf, ipt_pod, cid="iptpod")
+    table = node.sh("nft", "list", "table", "inet", "cni_plugins_masquerade")
+    node.delete(conf, ipt_pod, cid="iptpod")
+    assert node.sh("nft", "list", "table", "inet", "cni_plugins_masquerade") == table
+    node.delete(conf, "", cid="nftpod")  # no backend configured: found in nft anyway
+    assert "nftpod" not in node.sh("nft", "list", "table", "inet", "cni_plugins_masquerade")
+
+
+@pytest.mark.skipif(shutil.which("xtables-legacy-multi") is None, reason="no legacy iptables")
+def test_del_with_the_legacy_backend(
+    node: Node, make_netns: Callable[[], str], tmp_path: Path
+) -> None:
+    legacy = tmp_path / "legacy-bin"
+    legacy.mkdir()
+    for family in ("iptables", "ip6tables"):
+        for tool in ("", "-restore", "-save"):
+            (legacy / f"{family}{tool}").symlink_to("/usr/sbin/xtables-legacy-multi")
+    env = {
+        "PATH": f"{legacy}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "XTABLES_LOCKFILE": str(tmp_path / "xtables.lock"),
+    }
+    conf = net_conf(node, v6=True, ipMasq=True)
+    chain = chain_name("cbr0", "pod1")
+    pod = make_netns()
+    node.add(conf, pod, env=env)
+    for fam in (4, 6):
+        assert [ln for ln in save(node, fam, "iptables-legacy-save") if chain in ln], fam
+    node.delete(conf, pod, env=env)
+    for fam in (4, 6):
+        assert not [ln for ln in save(node, fam, "iptables-legacy-save") if chain in ln], fam

@@ -1,0 +1,89 @@
+"""``ipmasq.teardown``'s tool use with fakes: kernel probe first, tools only for what exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cni_plugins.linux import ipmasq, iptables, nfprobe, nftables
+from cni_plugins.spec.errors import CNIError
+
+CHAIN = ipmasq.chain_name("cbr0", "pod1")
+NOTE = '"name: \\"cbr0\\" id: \\"pod1\\""'
+JUMP = f"-A POSTROUTING -s 10.244.1.2/32 -m comment --comment {NOTE} -j {CHAIN}"
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.log: list[tuple[Any, ...]] = []
+        self.present: dict[int, set[str] | None] = {4: set(), 6: set()}
+        self.restore_error: Exception | None = None
+        self.nft_table: bool | None = False
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    c = Calls()
+
+    def probe(family: int, table: str, names: Any) -> set[str] | None:
+        found = c.present[family]
+        return None if found is None else found & set(names)
+
+    def list_chain(self: iptables.Iptables, table: str, chain: str) -> str:
+        c.log.append(("list", self.family, chain))
+        return f"-P POSTROUTING ACCEPT\n{JUMP}\n-A POSTROUTING -j OTHER\n"
+
+    def restore(self: iptables.Iptables, r: iptables.Restore) -> None:
+        c.log.append(("restore", self.family, r.text() if r else ""))
+        if c.restore_error is not None:
+            raise c.restore_error
+
+    def save(self: iptables.Iptables, table: str) -> str:
+        c.log.append(("save", self.family))
+        return f"*nat\n:POSTROUTING ACCEPT [0:0]\n:{CHAIN} - [0:0]\n{JUMP}\nCOMMIT\n"
+
+    def nft_rules(self: nftables.Nft, family: str, table: str, chain: str) -> list[Any]:
+        c.log.append(("nft-list",))
+        return []
+
+    monkeypatch.setattr(nfprobe, "iptables_chains", probe)
+    monkeypatch.setattr(nfprobe, "nft_table_exists", lambda family, table: c.nft_table)
+    monkeypatch.setattr(iptables.Iptables, "list_chain", list_chain)
+    monkeypatch.setattr(iptables.Iptables, "restore", restore)
+    monkeypatch.setattr(iptables.Iptables, "save", save)
+    monkeypatch.setattr(nftables.Nft, "list_rules", nft_rules)
+    return c
+
+
+def test_nothing_anywhere_costs_no_exec(calls: Calls) -> None:
+    ipmasq.teardown("cbr0", "eth0", "pod1")
+    assert calls.log == []
+    calls.nft_table = None  # the kernel could not tell: nft is asked
+    ipmasq.teardown("cbr0", "eth0", "pod1")
+    assert calls.log == [("nft-list",)]
+
+
+def test_present_chain_lists_postrouting_only(calls: Calls) -> None:
+    calls.present[4] = {CHAIN, "POSTROUTING"}
+    calls.nft_table = True
+    ipmasq.teardown("cbr0", "eth0", "pod1")
+    assert calls.log == [
+        ("list", 4, "POSTROUTING"),
+        ("restore", 4, f"*nat\n-D{JUMP[2:]}\n-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n"),
+    ]  # and no nft: iptables had the attachment
+
+
+def test_unknown_or_failed_takes_the_full_way(calls: Calls) -> None:
+    calls.present = {4: {CHAIN, "POSTROUTING"}, 6: None}
+    calls.restore_error = iptables.ToolFailed("iptables-restore failed")
+    with pytest.raises(CNIError, match="iptables-restore failed; iptables-restore failed"):
+        ipmasq.teardown("cbr0", "eth0", "pod1")  # the full way's errors, both families
+    assert [e[:2] for e in calls.log] == [
+        ("list", 4),
+        ("restore", 4),
+        ("save", 4),
+        ("restore", 4),
+        ("save", 6),
+        ("restore", 6),
+    ]
