@@ -278,7 +278,7 @@ def setup(
     chain = chain_name(network, container_id)
     for family, rules in sorted(iptables_rules(addresses, network, container_id).items()):
         ipt = Iptables(family)
-        _chains, existing = parse_save(ipt.save("nat"))
+        _chains, existing = parse_save(ipt.save("nat"), (chain,))
         ipt.restore(iptables_setup(rules, existing, chain))
 
 
@@ -339,7 +339,7 @@ def _remove_iptables_chains(
             continue
         ipt = Iptables(family)
         try:
-            chains, existing = parse_save(ipt.save("nat"))
+            chains, existing = parse_save(ipt.save("nat"), (CHAIN_PREFIX,))
             doomed = select(existing)
             found = found or bool(doomed & set(chains))
             ipt.restore(iptables_teardown(chains, existing, doomed))
@@ -372,7 +372,9 @@ def _remove_known_chain(family: int, chain: str) -> bool | None:
     ipt = Iptables(family)
     try:
         rules = (
-            parse_save(ipt.list_chain("nat", "POSTROUTING"))[1] if "POSTROUTING" in present else []
+            parse_save(ipt.list_chain("nat", "POSTROUTING"), (chain,))[1]
+            if "POSTROUTING" in present
+            else []
         )
         ipt.restore(iptables_teardown({chain}, rules, {chain}))
     except CNIError:
@@ -419,7 +421,9 @@ def check(
     from cni_plugins.linux.iptables import Iptables, parse_save
 
     for family, rules in sorted(iptables_rules(addresses, network, container_id).items()):
-        _chains, existing = parse_save(Iptables(family).save("nat"))
+        _chains, existing = parse_save(
+            Iptables(family).save("nat"), (chain_name(network, container_id),)
+        )
         missing = [r for r in rules if r not in existing]
         if missing:
             raise CNIError(

@@ -69,7 +69,7 @@ def _iptables_forward(
     from cni_plugins.linux.iptables import Iptables, parse_save
 
     ipt = Iptables(address.version)
-    existing_chains, existing_rules = parse_save(ipt.save("nat"))
+    existing_chains, existing_rules = parse_save(ipt.save("nat"), chains.MENTIONED)
     layout = chains.layout(conf, network, container_id, address)
     ipt.restore(chains.setup(layout, existing_chains, existing_rules))
 
@@ -184,9 +184,9 @@ def _iptables_remove_known(family: int, dnat: str, old_snat: str, removed: _Remo
         return True
     ipt = Iptables(family)
     try:
-        rules = parse_save(ipt.list_chain("nat", top))[1] if top in present else []
+        rules = parse_save(ipt.list_chain("nat", top), (dnat,))[1] if top in present else []
         if any(chains.jump_target(r) == dnat and "udp" in r for r in rules):
-            rules += parse_save(ipt.list_chain("nat", dnat))[1]
+            rules += parse_save(ipt.list_chain("nat", dnat), (dnat,))[1]
         ipt.restore(chains.teardown({dnat}, rules, {dnat}))
     except CNIError:
         return False
@@ -238,7 +238,7 @@ def _iptables_remove_family(
 
     ipt = Iptables(family)
     try:
-        existing_chains, existing_rules = parse_save(ipt.save("nat"))
+        existing_chains, existing_rules = parse_save(ipt.save("nat"), chains.MENTIONED)
         doomed = select(existing_rules)
         ipt.restore(chains.teardown(existing_chains, existing_rules, doomed))
     except ToolNotFound:
@@ -310,7 +310,9 @@ def _iptables_check(
 ) -> None:
     from cni_plugins.linux.iptables import Iptables, parse_save
 
-    existing_chains, existing_rules = parse_save(Iptables(address.version).save("nat"))
+    existing_chains, existing_rules = parse_save(
+        Iptables(address.version).save("nat"), chains.MENTIONED
+    )
     layout = chains.layout(conf, network, container_id, address)
     problems = chains.check(layout, existing_chains, existing_rules)
     if problems:

@@ -48,6 +48,9 @@ MASQ_CHAIN = "CNI-HOSTPORT-MASQ"
 OLD_TOP_LEVEL_SNAT_CHAIN = "CNI-HOSTPORT-SNAT"
 DNAT_PREFIX = "CNI-DN-"
 OLD_SNAT_PREFIX = "CNI-SN-"
+# Every chain above starts so: the rules that name none of them (most of a
+# node's nat table) need not be parsed (``parse_save(..., MENTIONED)``).
+MENTIONED = ("CNI-",)
 # multiport matches at most 15 ports.
 MULTIPORT_MAX = 15
 # iptables' comment match limit.

@@ -84,6 +84,15 @@ def test_parse_save_round_trips_quoting() -> None:
     assert split_rule(line) == rules[0]
 
 
+def test_parse_save_mentioning_skips_other_rules_only() -> None:
+    chains, rules = parse_save(SAVED)
+    some_chains, some = parse_save(SAVED, (CHAIN,))
+    assert some_chains == chains  # chain lines are always read
+    assert some == [r for r in rules if CHAIN in " ".join(r)] and len(some) == 3
+    assert parse_save(SAVED, ("CNI-",)) == (chains, rules)
+    assert parse_save(SAVED, ("nothing",)) == (chains, [])
+
+
 def test_setup_restore_is_unique_and_recreates_chain() -> None:
     _chains, existing = parse_save(SAVED)
     rules = ipmasq.iptables_rules([ip_interface("10.244.1.2/24")], "cbr0", "pod1")[4]
