@@ -19,11 +19,12 @@ rules when CNI_NETNS was empty): the chain name and the comment hash are
 deterministic, so DEL finds them in the kernel.  GC (which the reference does not
 implement for iptables) recognises our chains by their comment.
 
-The rule sets are built as data by pure functions (unit-tested); ``setup``,
-``teardown``, ``check`` and ``gc`` apply them with one save + one restore per
-family (iptables) or one list + one transaction (nftables).  ``teardown`` first
-asks the kernel (``nfprobe``, no exec) what exists, and skips the tools for what
-does not.
+The rule sets are built as data by pure functions (unit-tested) and applied
+with one restore per family (iptables) or one transaction (nftables).  What is
+there already is read as cheaply as it can be known: ``setup`` and ``teardown``
+ask the kernel first (``nfprobe``, no exec) and list POSTROUTING alone
+(``-S``) when the attachment's chain exists, nothing when it does not;
+``check``, ``gc`` and the fallbacks read the table with one ``-save``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from cni_plugins.linux.iptables import Restore
+    from cni_plugins.linux.iptables import Iptables, Restore
     from cni_plugins.linux.nftables import NftRule
     from cni_plugins.spec.ip import IPInterface
 
@@ -273,13 +274,25 @@ def setup(
     if resolve_backend(backend) == "nftables":
         _nft_setup(addresses, network, ifname, container_id)
         return
-    from cni_plugins.linux.iptables import Iptables, parse_save
+    from cni_plugins.linux.iptables import Iptables
 
     chain = chain_name(network, container_id)
     for family, rules in sorted(iptables_rules(addresses, network, container_id).items()):
         ipt = Iptables(family)
-        _chains, existing = parse_save(ipt.save("nat"), (chain,))
-        ipt.restore(iptables_setup(rules, existing, chain))
+        ipt.restore(iptables_setup(rules, _jumps_to(ipt, chain), chain))
+
+
+def _jumps_to(ipt: Iptables, chain: str) -> list[list[str]]:
+    """POSTROUTING's rules naming ``chain``, so ADD does not add a jump twice.
+    None can exist when the kernel says the chain does not (no exec: the usual
+    first ADD); else ``-S POSTROUTING`` rather than the whole table."""
+    from cni_plugins.linux import nfprobe
+    from cni_plugins.linux.iptables import parse_save
+
+    present = nfprobe.iptables_chains(ipt.family, "nat", (chain, "POSTROUTING"))
+    if present is not None and not {chain, "POSTROUTING"} <= present:
+        return []
+    return parse_save(ipt.list_chain("nat", "POSTROUTING"), (chain,))[1]
 
 
 def _nft_setup(

@@ -1,7 +1,8 @@
-"""``ipmasq.teardown``'s tool use with fakes: kernel probe first, tools only for what exists."""
+"""``ipmasq`` setup/teardown tool use with fakes: kernel probe first, tools only for what exists."""
 
 from __future__ import annotations
 
+from ipaddress import ip_interface
 from typing import Any
 
 import pytest
@@ -87,3 +88,24 @@ def test_unknown_or_failed_takes_the_full_way(calls: Calls) -> None:
         ("save", 6),
         ("restore", 6),
     ]
+
+
+@pytest.mark.parametrize(
+    ("present", "listed"),
+    [
+        (set(), False),  # a new attachment: nothing can jump to its chain yet
+        ({CHAIN}, False),  # no POSTROUTING (iptables-nft makes it on first use)
+        ({CHAIN, "POSTROUTING"}, True),
+        (None, True),  # the kernel cannot tell (legacy backend)
+    ],
+)
+def test_setup_reads_postrouting_only_when_a_jump_can_exist(
+    calls: Calls, present: set[str] | None, listed: bool
+) -> None:
+    calls.present[4] = present
+    ipmasq.setup("iptables", [ip_interface("10.244.1.2/24")], "cbr0", "eth0", "pod1")
+    lists = [e for e in calls.log if e[0] == "list"]
+    assert lists == ([("list", 4, "POSTROUTING")] if listed else [])
+    assert not [e for e in calls.log if e[0] == "save"]
+    (restore,) = [e for e in calls.log if e[0] == "restore"]
+    assert (JUMP in restore[2]) is not listed  # a listed jump is not added again

@@ -1,15 +1,17 @@
-"""bridge DEL's masquerade teardown on its cheap paths (root, throwaway namespaces).
+"""bridge's masquerade setup/teardown on their cheap paths (root, throwaway namespaces).
 
-DEL asks the kernel (netlink, no exec) whether the attachment's chain and the
-nft masquerade table exist, and lists only POSTROUTING; these tests pin that the
-outcome is the full ``iptables-save`` one: everything of the attachment goes
-(a jump from an unexpected place too, the legacy backend too), nothing else moves.
+ADD and DEL ask the kernel (netlink, no exec) whether the attachment's chain and
+the nft masquerade table exist, and list only POSTROUTING; these tests pin that
+the outcome is the full ``iptables-save`` one: a re-ADD adds no second jump, DEL
+removes everything of the attachment (a jump from an unexpected place too, the
+legacy backend too), and nothing else moves.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,3 +112,20 @@ def test_del_with_the_legacy_backend(
     node.delete(conf, pod, env=env)
     for fam in (4, 6):
         assert not [ln for ln in save(node, fam, "iptables-legacy-save") if chain in ln], fam
+
+
+def test_setup_twice_keeps_one_jump_per_address(node: Node) -> None:
+    """The second setup finds the chain (the kernel says so) and lists POSTROUTING."""
+    code = (
+        "from ipaddress import ip_interface as i\n"
+        "from cni_plugins.linux import ipmasq\n"
+        "a = [i('10.244.1.2/24'), i('fd00:10:244:1::2/64')]\n"
+        "ipmasq.setup('iptables', a, 'cbr0', 'eth0', 'pod1')\n"
+    )
+    run = ["ip", "netns", "exec", node.name, sys.executable, "-c", code]
+    repo = Path(__file__).resolve().parents[3]
+    subprocess.run(run, check=True, cwd=repo)
+    first = {fam: save(node, fam) for fam in (4, 6)}
+    assert all(sum(ln.startswith("-A POSTROUTING") for ln in first[f]) == 1 for f in (4, 6))
+    subprocess.run(run, check=True, cwd=repo)
+    assert {fam: save(node, fam) for fam in (4, 6)} == first
