@@ -397,11 +397,13 @@ def _remove_known_chain(family: int, chain: str) -> bool | None:
 
 def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]]) -> None:
     from cni_plugins.linux import nfprobe
-    from cni_plugins.linux.iptables import ToolNotFound
-    from cni_plugins.linux.nftables import Nft
 
     if nfprobe.nft_table_exists(NFT_FAMILY, NFT_TABLE) is False:
         return  # no exec: the kernel says there is no table
+    # Imported only now: nftables loads json, which a DEL otherwise never needs.
+    from cni_plugins.linux.iptables import ToolNotFound
+    from cni_plugins.linux.nftables import Nft
+
     nft = Nft()
     try:
         rules = nft.list_rules(NFT_FAMILY, NFT_TABLE, NFT_MASQ_CHAIN)

@@ -112,8 +112,8 @@ def _legacy_table_exists(family: int, table: str) -> bool | None:
     kernel lists a table there once anything has used it; no file means the
     x_tables module is not even loaded."""
     try:
-        with open(_LEGACY_NAMES[family], encoding="ascii") as f:
-            return table in f.read().split()
+        with open(_LEGACY_NAMES[family], "rb") as f:  # bytes: no codec import
+            return table.encode() in f.read().split()
     except FileNotFoundError:
         return False
     except (OSError, ValueError):

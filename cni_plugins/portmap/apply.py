@@ -250,12 +250,13 @@ def _iptables_remove_family(
 
 
 def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]], removed: _Removed) -> None:
-    from cni_plugins.linux.iptables import ToolNotFound
-    from cni_plugins.linux.nftables import Nft
-
     families = _nft_tables()
     if not families:
         return
+    # Imported only now: nftables loads json, which a DEL otherwise never needs.
+    from cni_plugins.linux.iptables import ToolNotFound
+    from cni_plugins.linux.nftables import Nft
+
     client = Nft()
     try:
         doomed: list[NftRule] = []
