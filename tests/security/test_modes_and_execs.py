@@ -58,6 +58,8 @@ STRACE = [
 ]
 WRITE_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC")
 TOOLS = {
+    "iptables",  # -S <chain>: DEL lists only the chains it touches
+    "ip6tables",
     "iptables-save",
     "iptables-restore",
     "ip6tables-save",
