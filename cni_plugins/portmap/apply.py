@@ -167,12 +167,12 @@ def _iptables_remove_known(family: int, dnat: str, old_snat: str, removed: _Remo
 
     The kernel tells (``nfprobe``, no exec) whether the container's chains
     exist: neither, and there is nothing to do (no jump can target a missing
-    chain).  Its DNAT chain alone: only the rules of CNI-HOSTPORT-DNAT, where
-    its entry rules live, are listed (``-S``; plus the chain itself when a UDP
-    entry rule says there are conntrack entries to flush), not the whole nat
-    table.  A jump from anywhere else makes the chain's ``-X`` fail the
-    (atomic) restore, and the full way then finds that jump too.  The legacy
-    backend, the old SNAT chain, or any doubt: the full way."""
+    chain).  Its DNAT chain alone: only CNI-HOSTPORT-DNAT, where its entry
+    rules live, and the chain itself (its UDP DNATs name the conntrack entries
+    to flush) are listed (``-S``), not the whole nat table.  A jump from
+    anywhere else makes the chain's ``-X`` fail the (atomic) restore, and the
+    full way then finds that jump too.  The legacy backend, the old SNAT chain,
+    or any doubt: the full way."""
     from cni_plugins.linux import nfprobe
     from cni_plugins.linux.iptables import Iptables, parse_save
 
@@ -185,8 +185,9 @@ def _iptables_remove_known(family: int, dnat: str, old_snat: str, removed: _Remo
     ipt = Iptables(family)
     try:
         rules = parse_save(ipt.list_chain("nat", top), (dnat,))[1] if top in present else []
-        if any(chains.jump_target(r) == dnat and "udp" in r for r in rules):
-            rules += parse_save(ipt.list_chain("nat", dnat), (dnat,))[1]
+        # Its own rules name the UDP ports to flush; not the entry rules, which
+        # a concurrent ADD's restore may have flushed away (chains.setup).
+        rules += parse_save(ipt.list_chain("nat", dnat), (dnat,))[1]
         ipt.restore(chains.teardown({dnat}, rules, {dnat}))
     except CNIError:
         return False

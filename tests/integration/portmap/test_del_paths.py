@@ -140,3 +140,17 @@ def test_del_with_the_legacy_backend(world: World, tmp_path: Path) -> None:
         if command == "ADD":
             assert legacy_nat(4) and legacy_nat(6)
     assert legacy_nat(4) == [] and legacy_nat(6) == []
+
+
+def test_del_flushes_udp_conntrack_when_the_entry_rule_is_lost(world: World) -> None:
+    """Two first ADDs at once may both declare CNI-HOSTPORT-DNAT, and the later
+    restore empties it (the reliability run saw this): DEL still knows the UDP
+    host ports from the container's own chain and flushes their entries."""
+    pod = world.add_pod(listen=80)
+    world.portmap_add(pod, [{"hostPort": 5354, "containerPort": 80, "protocol": "udp"}])
+    restore(world, "*nat\n-F CNI-HOSTPORT-DNAT\nCOMMIT\n")
+    assert world.ask(world.client, "udp", NODE_V4, 5354, sport=40003) is None
+    assert "dport=5354" in world.node.sh("conntrack", "-L", "-p", "udp")
+    world.portmap_del(pod, None)
+    assert leftovers(world, pod) == []
+    assert "dport=5354" not in world.node.sh("conntrack", "-L", "-p", "udp")

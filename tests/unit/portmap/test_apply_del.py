@@ -86,21 +86,21 @@ def test_nothing_anywhere_costs_no_exec(calls: Calls) -> None:
     ]
 
 
-def test_tcp_pod_lists_the_entry_chain_only(calls: Calls) -> None:
+def test_lists_the_entry_chain_and_its_own_only(calls: Calls) -> None:
     calls.present[4] = {DNAT, TOP}
     apply.unforward("cbr0", "pod1")
-    assert ("list", 4, TOP) in calls.log and ("list", 4, DNAT) not in calls.log
+    assert [e for e in calls.log if e[0] == "list"] == [("list", 4, TOP), ("list", 4, DNAT)]
     (restore,) = [e for e in calls.log if e[0] == "restore"]
     body = restore[2].splitlines()
     assert body == ["*nat", "-D" + ENTRY_TCP[2:], f"-F {DNAT}", f"-X {DNAT}", "COMMIT"]
     assert ("save", 4) not in calls.log and ("save", 6) not in calls.log
 
 
-def test_udp_pod_also_lists_its_chain_for_the_conntrack_flush(calls: Calls) -> None:
+@pytest.mark.parametrize("entries", [ENTRY_UDP, ""], ids=["entry rule", "entry rule lost"])
+def test_udp_ports_to_flush_come_from_its_own_chain(calls: Calls, entries: str) -> None:
     calls.present[4] = {DNAT, TOP}
-    calls.listed[TOP] = f"-N {TOP}\n{ENTRY_UDP}\n"
+    calls.listed[TOP] = f"-N {TOP}\n{entries}\n"
     apply.unforward("cbr0", "pod1")
-    assert ("list", 4, DNAT) in calls.log
     assert calls.log[-1] == ("flush", {4: {5353}, 6: set()})
 
 
@@ -122,6 +122,7 @@ def test_a_failed_restore_falls_back_to_the_full_save(calls: Calls) -> None:
     with pytest.raises(iptables.ToolFailed):  # the full way fails the same way here
         apply.unforward("cbr0", "pod1")
     assert [e[0] for e in calls.log if e[0] in ("list", "restore", "save")] == [
+        "list",
         "list",
         "restore",
         "save",
