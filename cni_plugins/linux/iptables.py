@@ -168,6 +168,11 @@ class Restore:
         """Create ``name``, or empty it when it exists."""
         self.lines.append([f":{name}", "-", "[0:0]"])
 
+    def new_chain(self, name: str) -> None:
+        """``-N name``: create ``name``; fails the whole restore if it exists
+        (unlike ``chain``, never empties another's chain)."""
+        self.lines.append(["-N", name])
+
     def append(self, chain: str, *rule: str) -> None:
         self.lines.append(["-A", chain, *rule])
 

@@ -22,6 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
+    from cni_plugins.linux.iptables import Iptables
     from cni_plugins.linux.nftables import NftRule
     from cni_plugins.portmap.config import PortMapConf, PortMapping
     from cni_plugins.spec.ip import IPAddress, IPInterface
@@ -71,7 +72,28 @@ def _iptables_forward(
     ipt = Iptables(address.version)
     existing_chains, existing_rules = parse_save(ipt.save("nat"), chains.MENTIONED)
     layout = chains.layout(conf, network, container_id, address)
+    _create_shared(ipt, chains.missing_shared(layout, existing_chains))
     ipt.restore(chains.setup(layout, existing_chains, existing_rules))
+
+
+def _create_shared(ipt: Iptables, names: list[str]) -> None:
+    """Create the missing shared chains, tolerating a concurrent ADD that
+    creates them too (``chains.create``).  One more exec, on a node's first
+    ADD per family only.  ``-N`` of all at once fails if any exists; then each
+    alone, and one that still fails exists now (if not, ``setup``'s restore
+    says so)."""
+    from cni_plugins.linux.iptables import ToolFailed
+
+    if not names:
+        return
+    try:
+        ipt.restore(chains.create(names))
+    except ToolFailed:
+        for name in names:
+            try:
+                ipt.restore(chains.create([name]))
+            except ToolFailed:
+                continue
 
 
 def _nft_forward(conf: PortMapConf, container_id: str, addresses: Sequence[IPInterface]) -> None:

@@ -251,21 +251,38 @@ def layout(conf: PortMapConf, network: str, container_id: str, address: IPInterf
 # -- turning it into one restore --------------------------------------------------------------
 
 
+def missing_shared(chains: Sequence[Chain], existing_chains: set[str]) -> list[str]:
+    """The shared chains of a layout (all but the last) that do not exist yet."""
+    return [c.name for c in chains[:-1] if c.name not in existing_chains]
+
+
+def create(names: Iterable[str]) -> Restore:
+    """The restore that creates ``names`` with ``-N``: it fails, rather than
+    empties, a chain that exists.  Shared chains are created so, apart from
+    ``setup``'s restore: declaring them there (``:NAME``) would empty one that
+    a concurrent ADD has just created and filled, losing its pod's entry rules
+    (4 of 10 trials with 4 concurrent first ADDs on a fresh node did)."""
+    from cni_plugins.linux.iptables import Restore
+
+    r = Restore("nat")
+    for name in names:
+        r.new_chain(name)
+    return r
+
+
 def setup(
     chains: Sequence[Chain], existing_chains: set[str], existing_rules: Sequence[list[str]]
 ) -> Restore:
-    """The restore that installs ``chains``: the shared ones idempotently (created
-    when missing, rules and entry rules added when missing, never flushed: other
-    pods use them), the last one (per container) replaced wholesale: created or
-    flushed, refilled, and its old entry rules swapped for the new ones."""
+    """The restore that installs ``chains``: the shared ones idempotently (they
+    must exist already, see ``create``; rules and entry rules added when
+    missing, never flushed: other pods use them), the last one (per container)
+    replaced wholesale: created or flushed, refilled, and its old entry rules
+    swapped for the new ones."""
     from cni_plugins.linux.iptables import Restore
 
     r = Restore("nat")
     *shared, own = chains
     present = [list(rule) for rule in existing_rules]
-    for chain in shared:
-        if chain.name not in existing_chains:
-            r.chain(chain.name)
     r.chain(own.name)
     for chain in shared:
         for rule in chain.full_rules():

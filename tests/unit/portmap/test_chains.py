@@ -162,16 +162,17 @@ def saved(text: str) -> tuple[set[str], list[list[str]]]:
     return parse_save(text)
 
 
-def test_setup_on_a_fresh_table_declares_everything() -> None:
+def test_setup_on_a_fresh_table_creates_shared_chains_apart() -> None:
+    """Declaring a shared chain (``:NAME``) in setup's restore would empty it if a
+    concurrent ADD made it first; ``create`` uses ``-N``, which fails instead."""
     layout = chains.layout(conf(), "cbr0", "pod1", V4)
+    shared = ["CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-DNAT"]
+    assert chains.missing_shared(layout, set()) == shared
+    assert chains.missing_shared(layout, {"CNI-HOSTPORT-MASQ", CHAIN}) == [shared[0], shared[2]]
+    assert chains.create(shared).text().splitlines()[1:-1] == [f"-N {n}" for n in shared]
     text = chains.setup(layout, set(), []).text()
     decl = [ln for ln in text.splitlines() if ln.startswith(":")]
-    assert decl == [
-        ":CNI-HOSTPORT-SETMARK - [0:0]",
-        ":CNI-HOSTPORT-MASQ - [0:0]",
-        ":CNI-HOSTPORT-DNAT - [0:0]",
-        f":{CHAIN} - [0:0]",
-    ]
+    assert decl == [f":{CHAIN} - [0:0]"]
     assert '-I POSTROUTING -m comment --comment "CNI portfwd requiring masquerade"' in text
     assert "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT" in text
     assert text.startswith("*nat\n") and text.endswith("COMMIT\n")
