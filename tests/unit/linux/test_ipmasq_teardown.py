@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_interface
 from typing import Any
 
 import pytest
 
 from cni_plugins.linux import ipmasq, iptables, nfprobe, nftables
 from cni_plugins.spec.errors import CNIError
+from cni_plugins.spec.ip import ip_interface
 
 CHAIN = ipmasq.chain_name("cbr0", "pod1")
 NOTE = '"name: \\"cbr0\\" id: \\"pod1\\""'
