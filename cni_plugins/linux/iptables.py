@@ -242,11 +242,18 @@ class Iptables:
         rest of the table as ``save`` does.  A missing chain is a ``ToolFailed``
         (iptables-nft 1.8.9 words it "incompatible", so callers decide on
         existence beforehand, e.g. with ``nfprobe``)."""
-        argv = [self.prefix, "-w", str(LOCK_WAIT_SECONDS), "-t", table, "-S", chain]
-        status, out, err = run_tool(argv)
-        if status != 0:
-            raise _failure(f"{self.prefix} -S {chain}", status, err, "")
-        return out.decode(errors="replace")
+        return self.list_chains(table, [chain])[0]
+
+    def list_chains(self, table: str, chains: list[str]) -> list[str]:
+        """``list_chain`` of each chain, the listings run side by side (each
+        is an exec waiting mostly on the kernel)."""
+        argvs = [[self.prefix, "-w", str(LOCK_WAIT_SECONDS), "-t", table, "-S", c] for c in chains]
+        texts: list[str] = []
+        for chain, (status, out, err) in zip(chains, run_tools(argvs), strict=True):
+            if status != 0:
+                raise _failure(f"{self.prefix} -S {chain}", status, err, "")
+            texts.append(out.decode(errors="replace"))
+        return texts
 
 
 def _failure(tool: str, status: int, stderr: bytes, text: str) -> CNIError:

@@ -206,10 +206,10 @@ def _iptables_remove_known(family: int, dnat: str, old_snat: str, removed: _Remo
         return True
     ipt = Iptables(family)
     try:
-        rules = parse_save(ipt.list_chain("nat", top), (dnat,))[1] if top in present else []
         # Its own rules name the UDP ports to flush; not the entry rules, which
         # a concurrent ADD's restore may have flushed away (chains.setup).
-        rules += parse_save(ipt.list_chain("nat", dnat), (dnat,))[1]
+        listed = ipt.list_chains("nat", [top, dnat] if top in present else [dnat])
+        rules = [rule for text in listed for rule in parse_save(text, (dnat,))[1]]
         ipt.restore(chains.teardown({dnat}, rules, {dnat}))
     except CNIError:
         return False

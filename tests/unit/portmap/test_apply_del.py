@@ -39,9 +39,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
         found = c.present[family]
         return None if found is None else found & set(names)
 
-    def list_chain(self: iptables.Iptables, table: str, chain: str) -> str:
-        c.log.append(("list", self.family, chain))
-        return c.listed[chain]
+    def list_chains(self: iptables.Iptables, table: str, chains: list[str]) -> list[str]:
+        c.log.extend(("list", self.family, chain) for chain in chains)
+        return [c.listed[chain] for chain in chains]
 
     def restore(self: iptables.Iptables, r: iptables.Restore) -> None:
         c.log.append(("restore", self.family, r.text() if r else ""))
@@ -62,7 +62,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
     monkeypatch.setattr(nfprobe, "iptables_chains", probe)
     monkeypatch.setattr(nfprobe, "nft_table_exists", nft_exists)
-    monkeypatch.setattr(iptables.Iptables, "list_chain", list_chain)
+    monkeypatch.setattr(iptables.Iptables, "list_chains", list_chains)
     monkeypatch.setattr(iptables.Iptables, "restore", restore)
     monkeypatch.setattr(iptables.Iptables, "save", save)
     monkeypatch.setattr(nftables.Nft, "list_table_rules", nft_list)
