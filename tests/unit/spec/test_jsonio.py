@@ -117,6 +117,16 @@ def test_dumps_refuses_what_json_refuses() -> None:
     assert _outcome(jsonio.dumps, {"a": {1, 2}})[0] == "TypeError"
 
 
+def _fresh_python(code: str) -> str:
+    """Stripped stdout of ``code`` in a new interpreter (nothing imported yet)."""
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys\nsys.path[:0] = [{str(REPO)!r}]\n{code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def test_no_json_or_re_import_on_the_normal_path() -> None:
     code = (
         "from cni_plugins.spec import jsonio\n"
@@ -125,13 +135,7 @@ def test_no_json_or_re_import_on_the_normal_path() -> None:
         "jsonio.dumps(obj, sort_keys=True, compact=True)\n"
         "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", f"import sys\nsys.path[:0] = [{str(REPO)!r}]\n{code}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out.strip() == "[]"
+    assert _fresh_python(code) == "[]"
 
 
 @pytest.mark.parametrize("data", MALFORMED, ids=lambda d: repr(d)[:30])
@@ -150,10 +154,4 @@ def test_errors_match_json_in_a_fresh_interpreter(data: str | bytes) -> None:
         "import json\n"
         "print(ours[0] != 'ok' and ours == outcome(json.loads))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", f"import sys\nsys.path[:0] = [{str(REPO)!r}]\n{code}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out.strip() == "True"
+    assert _fresh_python(code) == "True"
