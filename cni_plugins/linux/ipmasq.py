@@ -71,7 +71,11 @@ def chain_name(network: str, container_id: str) -> str:
 
 def _is_masq_chain(chain: str) -> bool:
     """``CNI-`` + 24 lowercase hex digits: the shape of ``chain_name``."""
-    return len(chain) == CHAIN_LENGTH and chain.startswith("CNI-") and is_lower_hex(chain[4:])
+    return (
+        len(chain) == CHAIN_LENGTH
+        and chain.startswith(CHAIN_PREFIX)
+        and is_lower_hex(chain[len(CHAIN_PREFIX) :])
+    )
 
 
 def _go_quote(text: str) -> str:
@@ -400,7 +404,7 @@ def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]]) -> None:
 
     if nfprobe.nft_table_exists(NFT_FAMILY, NFT_TABLE) is False:
         return  # no exec: the kernel says there is no table
-    # Imported only now: nftables loads json, which a DEL otherwise never needs.
+    # Imported only now: most DELs find no table and never need the nft client.
     from cni_plugins.linux.iptables import ToolNotFound
     from cni_plugins.linux.nftables import Nft
 

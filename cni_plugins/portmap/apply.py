@@ -276,7 +276,7 @@ def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]], removed: _Remo
     families = _nft_tables()
     if not families:
         return
-    # Imported only now: nftables loads json, which a DEL otherwise never needs.
+    # Imported only now: most DELs find no table and never need the nft client.
     from cni_plugins.linux.iptables import ToolNotFound
     from cni_plugins.linux.nftables import Nft
 
