@@ -159,6 +159,33 @@ class NetlinkSocket:
                     return out
                 out.append(body)
 
+    def batch(self, messages: list[tuple[int, int, bytes]]) -> list[tuple[int, str] | None]:
+        """Send ``(type, flags, payload)`` messages in one datagram (a netfilter
+        transaction) and collect the kernel's verdict on each.
+
+        Returns, per message, ``(errno, extended ack)`` (errno 0: acknowledged) or
+        None when no reply named it (no NLM_F_ACK asked, or the kernel stopped
+        early).  The kernel handles a datagram inside our ``send()``, so every
+        reply is already queued when it returns: they are read without waiting.
+        """
+        first = self._seq + 1
+        self._seq += len(messages)
+        self._sock.send(
+            b"".join(
+                m.pack_msg(kind, flags, first + i, payload)
+                for i, (kind, flags, payload) in enumerate(messages)
+            )
+        )
+        verdicts: list[tuple[int, str] | None] = [None] * len(messages)
+        while True:
+            try:
+                n = self._sock.recv_into(self._buf, 0, _socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return verdicts
+            for rkind, rflags, rseq, body in m.iter_msgs(bytes(self._buf[:n])):
+                if rkind == m.NLMSG_ERROR and first <= rseq < first + len(messages):
+                    verdicts[rseq - first] = m.parse_error(rflags, body)
+
     def dump(self, kind: int, payload: bytes, *, what: str = "") -> list[bytes]:
         """An NLM_F_DUMP request: the bodies of every reply up to NLMSG_DONE.
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from cni_plugins.linux.iptables import Iptables
+    from cni_plugins.linux.nfprobe import Netfilter
     from cni_plugins.linux.nftables import NftRule
     from cni_plugins.portmap.config import PortMapConf, PortMapping
     from cni_plugins.spec.ip import IPAddress, IPInterface
@@ -119,11 +120,11 @@ def _flush_udp_ports(ports_by_family: dict[int, set[int]]) -> None:
     """One ``conntrack -D`` per (family, port), all running at once (each waits
     ~10-30 ms on the kernel's table walk).  Failures are only logged, as in the
     reference."""
-    from cni_plugins.linux.iptables import ToolNotFound, run_tools
-
     todo = sorted((fam, port) for fam, ports in ports_by_family.items() for port in ports)
     if not todo:
         return
+    from cni_plugins.linux.iptables import ToolNotFound, run_tools
+
     argvs = [
         ["conntrack", "-D", "-f", f"ipv{fam}", "-p", "udp", "--orig-port-dst", str(port)]
         for fam, port in todo
@@ -173,42 +174,69 @@ def unforward(network: str, container_id: str) -> None:
     commented rules in both nft tables; then flush the conntrack entries of the
     UDP host ports those rules mapped (read from the rules: the runtime may
     send no mappings on DEL).  Idempotent."""
+    from cni_plugins.linux.nfprobe import Netfilter
+
     dnat = chains.dnat_chain_name(network, container_id)
     old_snat = chains.old_snat_chain_name(network, container_id)
     removed = _Removed()
-    for family in (4, 6):
-        if not _iptables_remove_known(family, dnat, old_snat, removed):
-            _iptables_remove_family(family, lambda _rules: {dnat, old_snat}, removed)
-    _nft_remove(lambda rules: nft.rules_of(rules, [container_id]), removed)
-    removed.flush_and_raise()
+    # One netfilter socket for every probe and removal, closed last: its close
+    # waits out the kernel's freeing of what was removed (Netfilter).
+    with Netfilter() as nf:
+        for family in (4, 6):
+            if not _iptables_remove_known(nf, family, dnat, old_snat, removed):
+                _iptables_remove_family(family, lambda _rules: {dnat, old_snat}, removed)
+        _nft_remove(nf, lambda rules: nft.rules_of(rules, [container_id]), removed)
+        removed.flush_and_raise()
 
 
-def _iptables_remove_known(family: int, dnat: str, old_snat: str, removed: _Removed) -> bool:
-    """DEL's cheap way for one family; False: take the full way (``-save`` of
+def _iptables_remove_known(
+    nf: Netfilter, family: int, dnat: str, old_snat: str, removed: _Removed
+) -> bool:
+    """DEL's cheap ways for one family; False: take the full way (``-save`` of
     the whole table), which also reports what went wrong here.
 
     The kernel tells (``nfprobe``, no exec) whether the container's chains
     exist: neither, and there is nothing to do (no jump can target a missing
-    chain).  Its DNAT chain alone: only CNI-HOSTPORT-DNAT, where its entry
-    rules live, and the chain itself (its UDP DNATs name the conntrack entries
-    to flush) are listed (``-S``), not the whole nat table.  A jump from
-    anywhere else makes the chain's ``-X`` fail the (atomic) restore, and the
-    full way then finds that jump too.  The legacy backend, the old SNAT chain,
-    or any doubt: the full way."""
-    from cni_plugins.linux import nfprobe
-    from cni_plugins.linux.iptables import Iptables, parse_save
+    chain).  Its DNAT chain alone: it goes with the entry rules in
+    CNI-HOSTPORT-DNAT that jump to it, in one nf_tables transaction
+    (``nfremove``, no exec either), its UDP ports read from its rules as the
+    kernel holds them.  When that cannot be done (the legacy backend, rules in
+    a shape not read there, a jump from elsewhere), the same two chains are
+    listed (``-S``) and removed with one restore.  The old SNAT chain, or any
+    doubt: the full way."""
+    from cni_plugins.linux import nfremove
+    from cni_plugins.portmap import nfrules
 
     top = chains.TOP_LEVEL_DNAT_CHAIN
-    present = nfprobe.iptables_chains(family, "nat", (dnat, old_snat, top))
+    present = nf.iptables_chains(family, "nat", (dnat, old_snat, top))
     if present is None or old_snat in present:
         return False
     if dnat not in present:
         return True
+    referrers = [top] if top in present else []
+    ports = nfremove.remove_chains(
+        nf, family, "nat", [dnat], referrers=referrers, inspect=nfrules.udp_ports
+    )
+    if ports is None:
+        return _iptables_remove_listed(family, dnat, referrers, removed)
+    removed.udp_ports[family] |= ports
+    return True
+
+
+def _iptables_remove_listed(
+    family: int, dnat: str, referrers: list[str], removed: _Removed
+) -> bool:
+    """List ``dnat`` and its ``referrers`` (``-S``, not the whole nat table) and
+    remove them with one restore; False: take the full way.  A jump from
+    anywhere else makes the chain's ``-X`` fail the (atomic) restore, and the
+    full way then finds that jump too."""
+    from cni_plugins.linux.iptables import Iptables, parse_save
+
     ipt = Iptables(family)
     try:
         # Its own rules name the UDP ports to flush; not the entry rules, which
         # a concurrent ADD's restore may have flushed away (chains.setup).
-        listed = ipt.list_chains("nat", [top, dnat] if top in present else [dnat])
+        listed = ipt.list_chains("nat", [*referrers, dnat])
         rules = [rule for text in listed for rule in parse_save(text, (dnat,))[1]]
         ipt.restore(chains.teardown({dnat}, rules, {dnat}))
     except CNIError:
@@ -226,11 +254,16 @@ def gc(network: str, valid_ids: set[str]) -> None:
     node where several networks use the nftables backend, GC one of them only
     with the container IDs of all of them.
     """
+    from cni_plugins.linux.nfprobe import Netfilter
+
     removed = _Removed()
     _iptables_remove(lambda rules: chains.stale_chains(rules, network, valid_ids), removed)
-    _nft_remove(
-        lambda rules: [r for r in nft.rules_of(rules) if r.comment not in valid_ids], removed
-    )
+    with Netfilter() as nf:
+        _nft_remove(
+            nf,
+            lambda rules: [r for r in nft.rules_of(rules) if r.comment not in valid_ids],
+            removed,
+        )
     removed.flush_and_raise()
 
 
@@ -272,8 +305,10 @@ def _iptables_remove_family(
     removed.udp_ports[family] |= chains.udp_ports(existing_rules, doomed)
 
 
-def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]], removed: _Removed) -> None:
-    families = _nft_tables()
+def _nft_remove(
+    nf: Netfilter, select: Callable[[list[NftRule]], list[NftRule]], removed: _Removed
+) -> None:
+    families = _nft_tables(nf)
     if not families:
         return
     # Imported only now: most DELs find no table and never need the nft client.
@@ -297,14 +332,12 @@ def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]], removed: _Remo
             removed.udp_ports[4 if rule.family == "ip" else 6].add(signature[1])
 
 
-def _nft_tables() -> list[str]:
+def _nft_tables(nf: Netfilter) -> list[str]:
     """Families (``ip``, ``ip6``) that may have a ``cni_hostport`` table: the
     kernel answers over netlink (no exec; ``nft -j list tables`` reads every
     rule of every table, ~45 ms with 2,000 iptables-nft rules); when it cannot
     tell, ``nft`` is asked (a missing table then lists as None)."""
-    from cni_plugins.linux import nfprobe
-
-    return [fam for fam in ("ip", "ip6") if nfprobe.nft_table_exists(fam, nft.TABLE) is not False]
+    return [fam for fam in ("ip", "ip6") if nf.nft_table_exists(fam, nft.TABLE) is not False]
 
 
 def _raise_joined(errors: Sequence[CNIError]) -> None:

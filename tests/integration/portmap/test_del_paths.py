@@ -154,3 +154,45 @@ def test_del_flushes_udp_conntrack_when_the_entry_rule_is_lost(world: World) -> 
     world.portmap_del(pod, None)
     assert leftovers(world, pod) == []
     assert "dport=5354" not in world.node.sh("conntrack", "-L", "-p", "udp")
+
+
+def test_del_on_nf_tables_runs_no_iptables_tool(world: World, tmp_path: Path) -> None:
+    """With the nf_tables backend DEL removes the chain in one netlink
+    transaction: no iptables tool runs (each would read the whole table), the
+    UDP ports still come from the chain, and the result is the full way's."""
+    restore(world, filler(200))
+    logged = tmp_path / "tools.log"
+    wrappers = tmp_path / "wrappers"
+    wrappers.mkdir()
+    for family in ("iptables", "ip6tables"):
+        for suffix in ("", "-restore", "-save"):
+            tool = wrappers / f"{family}{suffix}"
+            tool.write_text(
+                f'#!/bin/sh\necho "$0 $*" >> {logged}\nexec /usr/sbin/{tool.name} "$@"\n'
+            )
+            tool.chmod(0o755)
+    pod, other = world.add_pod(v6=True, listen=80), world.add_pod(listen=80)
+    world.portmap_add(pod, tcp_udp(8087, 80))
+    world.portmap_add(other, tcp_udp(8088, 80))
+    assert world.ask(world.client, "udp", NODE_V4, 8087, sport=40004) is not None
+    assert "dport=8087" in world.node.sh("conntrack", "-L", "-p", "udp")
+    before = {fam: save(world, fam) for fam in (4, 6)}
+    chain = dnat_chain_name("cbr0", pod.cid)
+    env = {
+        "PATH": f"{wrappers}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "CNI_CONTAINERID": pod.cid,
+        "CNI_NETNS": pod.path,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(world.node.plugin_dir),
+    }
+    conf = world.portmap_conf(pod, None)
+    proc = run_plugin(world.portmap, "DEL", json.dumps(conf), env=env, netns_exec=world.node.name)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+
+    assert not logged.exists(), logged.read_text()
+    for fam in (4, 6):
+        assert save(world, fam) == [ln for ln in before[fam] if chain not in ln], fam
+    assert leftovers(world, pod) == []
+    assert "dport=8087" not in world.node.sh("conntrack", "-L", "-p", "udp")
+    got = answers(world, world.client, NODE_V4, 8088)
+    assert got["tcp"] is not None and got["tcp"].startswith(other.cid)

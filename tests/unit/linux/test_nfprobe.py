@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import errno
-import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cni_plugins.linux import nfprobe
+from cni_plugins.linux import nfmsg, nfprobe
 from cni_plugins.linux import nlmsg as m
 from cni_plugins.linux.nlsock import NetlinkError, NetlinkNotFoundError
-
-
-def test_gettable_request_bytes() -> None:
-    body = nfprobe.gettable_request("ip6", "cni_hostport")
-    assert body[:4] == struct.pack("=BBH", 10, 0, 0)
-    assert body[4:] == m.attr_str(nfprobe.NFTA_TABLE_NAME, "cni_hostport")
-
-
-def test_getchain_request_bytes() -> None:
-    body = nfprobe.getchain_request("ip", "nat", "CNI-HOSTPORT-DNAT")
-    assert body[:4] == struct.pack("=BBH", 2, 0, 0)
-    attrs = list(m.iter_attrs(body, 4))
-    assert attrs == [
-        (nfprobe.NFTA_CHAIN_TABLE, b"nat\0"),
-        (nfprobe.NFTA_CHAIN_NAME, b"CNI-HOSTPORT-DNAT\0"),
-    ]
 
 
 class FakeSocket:
@@ -37,6 +20,9 @@ class FakeSocket:
         self.chains = chains
         self.error = error
         self.requests: list[tuple[int, bytes]] = []
+
+    def close(self) -> None:
+        return None
 
     def __enter__(self) -> FakeSocket:
         return self
@@ -48,7 +34,7 @@ class FakeSocket:
         self.requests.append((kind, body))
         if self.error is not None:
             raise self.error
-        name = dict(m.iter_attrs(body, 4)).get(nfprobe.NFTA_CHAIN_NAME, b"").rstrip(b"\0")
+        name = dict(m.iter_attrs(body, 4)).get(nfmsg.NFTA_CHAIN_NAME, b"").rstrip(b"\0")
         if name.decode() not in self.chains:
             raise NetlinkNotFoundError(errno.ENOENT, "nf_tables lookup: No such file")
         return [b""]
@@ -69,7 +55,7 @@ def test_chains_found_and_missing(monkeypatch: pytest.MonkeyPatch, no_legacy: Pa
     sock = FakeSocket({"CNI-DN-a"})
     _use(monkeypatch, sock)
     assert nfprobe.iptables_chains(4, "nat", ["CNI-DN-a", "CNI-SN-a"]) == {"CNI-DN-a"}
-    assert [k for k, _b in sock.requests] == [(10 << 8) | nfprobe.NFT_MSG_GETCHAIN] * 2
+    assert [k for k, _b in sock.requests] == [(10 << 8) | nfmsg.NFT_MSG_GETCHAIN] * 2
 
 
 def test_legacy_table_present_is_unknown(monkeypatch: pytest.MonkeyPatch, no_legacy: Path) -> None:

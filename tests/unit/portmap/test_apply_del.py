@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cni_plugins.linux import iptables, nfprobe, nftables
+from cni_plugins.linux import iptables, nfprobe, nfremove, nftables
 from cni_plugins.portmap import apply, chains
 
 DNAT = chains.dnat_chain_name("cbr0", "pod1")
@@ -28,13 +28,15 @@ class Calls:
         self.listed: dict[str, str] = {TOP: f"-N {TOP}\n{ENTRY_TCP}\n{OTHER}\n", DNAT: DNAT_RULES}
         self.restore_error: Exception | None = None
         self.nft_tables: dict[str, bool | None] = {"ip": False, "ip6": False}
+        # What the one-transaction removal answers (None: not this way).
+        self.removed: set[int] | None = None
 
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     c = Calls()
 
-    def probe(family: int, table: str, names: Any) -> set[str] | None:
+    def probe(self: nfprobe.Netfilter, family: int, table: str, names: Any) -> set[str] | None:
         c.log.append(("probe", family, table))
         found = c.present[family]
         return None if found is None else found & set(names)
@@ -52,7 +54,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
         c.log.append(("save", self.family))
         return ""
 
-    def nft_exists(family: str, table: str) -> bool | None:
+    def nft_exists(self: nfprobe.Netfilter, family: str, table: str) -> bool | None:
         c.log.append(("nft-probe", family))
         return c.nft_tables[family]
 
@@ -60,8 +62,20 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
         c.log.append(("nft-list", family))
         return []
 
-    monkeypatch.setattr(nfprobe, "iptables_chains", probe)
-    monkeypatch.setattr(nfprobe, "nft_table_exists", nft_exists)
+    def remove_chains(
+        nf: nfprobe.Netfilter, family: int, table: str, doomed: Any, **kw: Any
+    ) -> Any:
+        c.log.append(("nfremove", family, tuple(doomed), tuple(kw["referrers"])))
+        return c.removed
+
+    def no_socket(self: nfprobe.Netfilter) -> None:
+        c.log.append(("netfilter-socket",))
+        self.sock = None  # never a real socket: this runs in the root namespace
+
+    monkeypatch.setattr(nfprobe.Netfilter, "__init__", no_socket)
+    monkeypatch.setattr(nfprobe.Netfilter, "iptables_chains", probe)
+    monkeypatch.setattr(nfremove, "remove_chains", remove_chains)
+    monkeypatch.setattr(nfprobe.Netfilter, "nft_table_exists", nft_exists)
     monkeypatch.setattr(iptables.Iptables, "list_chains", list_chains)
     monkeypatch.setattr(iptables.Iptables, "restore", restore)
     monkeypatch.setattr(iptables.Iptables, "save", save)
@@ -78,6 +92,7 @@ def kinds(c: Calls) -> list[tuple[Any, ...]]:
 def test_nothing_anywhere_costs_no_exec(calls: Calls) -> None:
     apply.unforward("cbr0", "pod1")
     assert kinds(calls) == [
+        ("netfilter-socket",),  # one socket for every probe
         ("probe", 4),
         ("probe", 6),
         ("nft-probe", "ip"),
@@ -86,9 +101,29 @@ def test_nothing_anywhere_costs_no_exec(calls: Calls) -> None:
     ]
 
 
+def test_one_transaction_when_the_kernel_can_do_it(calls: Calls) -> None:
+    """nf_tables backend, rules understood: no tool runs at all."""
+    calls.present[4] = {DNAT, TOP}
+    calls.removed = {5353}
+    apply.unforward("cbr0", "pod1")
+    assert [e for e in calls.log if e[0] in ("nfremove", "list", "restore", "save")] == [
+        ("nfremove", 4, (DNAT,), (TOP,))
+    ]
+    assert calls.log[-1] == ("flush", {4: {5353}, 6: set()})
+
+
+def test_no_entry_chain_no_referrer(calls: Calls) -> None:
+    calls.present[6] = {DNAT}
+    calls.removed = set()
+    apply.unforward("cbr0", "pod1")
+    assert ("nfremove", 6, (DNAT,), ()) in calls.log
+
+
 def test_lists_the_entry_chain_and_its_own_only(calls: Calls) -> None:
+    """The transaction cannot do it (e.g. legacy backend): list and restore."""
     calls.present[4] = {DNAT, TOP}
     apply.unforward("cbr0", "pod1")
+    assert ("nfremove", 4, (DNAT,), (TOP,)) in calls.log
     assert [e for e in calls.log if e[0] == "list"] == [("list", 4, TOP), ("list", 4, DNAT)]
     (restore,) = [e for e in calls.log if e[0] == "restore"]
     body = restore[2].splitlines()
