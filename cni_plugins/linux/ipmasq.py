@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from cni_plugins.linux.iptables import Iptables, Restore
+    from cni_plugins.linux.nfprobe import Netfilter
     from cni_plugins.linux.nftables import NftRule
     from cni_plugins.spec.ip import IPInterface
 
@@ -316,12 +317,17 @@ def teardown(network: str, ifname: str, container_id: str) -> None:
     nftables only when iptables had nothing of it: an attachment has rules in
     one backend, and the pod may have been added by another version or
     configuration than this DEL's.  Saves an ``nft`` exec on the common path."""
+    from cni_plugins.linux.nfprobe import Netfilter
+
     chain = chain_name(network, container_id)
-    found = _remove_iptables_chains(lambda _rules: {chain}, known=chain)
-    if not found:
-        _nft_remove(
-            lambda rules: nft_rules_of(rules, nft_instance_hash(network, ifname, container_id))
-        )
+    # One netfilter socket for the probes and the removal, closed last (Netfilter).
+    with Netfilter() as nf:
+        found = _remove_iptables_chains(lambda _rules: {chain}, known=chain, nf=nf)
+        if not found:
+            _nft_remove(
+                nf,
+                lambda rules: nft_rules_of(rules, nft_instance_hash(network, ifname, container_id)),
+            )
 
 
 def gc(network: str, valid: Iterable[tuple[str, str]]) -> None:
@@ -336,21 +342,27 @@ def gc(network: str, valid: Iterable[tuple[str, str]]) -> None:
         mine = nft_rules_of(rules, nft_network_hash(network) + "-")
         return [r for r in mine if r.comment not in keep]
 
-    _nft_remove(stale_nft)
+    from cni_plugins.linux.nfprobe import Netfilter
+
+    with Netfilter() as nf:
+        _nft_remove(nf, stale_nft)
 
 
 def _remove_iptables_chains(
-    select: Callable[[list[list[str]]], set[str]], known: str | None = None
+    select: Callable[[list[list[str]]], set[str]],
+    known: str | None = None,
+    nf: Netfilter | None = None,
 ) -> bool:
     """Remove the selected chains and the rules jumping to them, in both
     families; whether any of them existed.  ``known``: the one chain
-    ``select`` picks, whatever the rules, which allows the cheap way first."""
+    ``select`` picks, whatever the rules, which allows the cheap ways first
+    (through ``nf``)."""
     from cni_plugins.linux.iptables import Iptables, ToolNotFound, parse_save
 
     errors: list[CNIError] = []
     found = False
     for family in (4, 6):
-        cheap = None if known is None else _remove_known_chain(family, known)
+        cheap = None if known is None or nf is None else _remove_known_chain(nf, family, known)
         if cheap is not None:
             found = found or cheap
             continue
@@ -369,23 +381,31 @@ def _remove_iptables_chains(
     return found
 
 
-def _remove_known_chain(family: int, chain: str) -> bool | None:
+def _remove_known_chain(nf: Netfilter, family: int, chain: str) -> bool | None:
     """Remove ``chain`` without dumping the nat table; whether it existed, or
     None: take the full way (``-save``), which also reports failures.
 
     The kernel tells (``nfprobe``, no exec) whether the chain exists; absent,
-    nothing can jump to it.  Present: only POSTROUTING, where its jumps live
-    (also the legacy ``-s <cidr>`` form), is listed.  A jump from anywhere else
-    fails the chain's ``-X`` and with it the atomic restore; the full way then
-    finds it.  The legacy backend or any doubt: None."""
-    from cni_plugins.linux import nfprobe
+    nothing can jump to it.  Present: it goes with its jumps from POSTROUTING
+    (where they live, also the legacy ``-s <cidr>`` form) in one nf_tables
+    transaction (``nfremove``, no exec).  When that cannot be done (legacy
+    backend, a jump from elsewhere), POSTROUTING alone is listed and one
+    restore removes them; a jump from anywhere else fails the chain's ``-X``
+    and with it the atomic restore, and the full way then finds it.  Any
+    doubt: None."""
+    from cni_plugins.linux import nfremove
     from cni_plugins.linux.iptables import Iptables, parse_save
 
-    present = nfprobe.iptables_chains(family, "nat", (chain, "POSTROUTING"))
+    present = nf.iptables_chains(family, "nat", (chain, "POSTROUTING"))
     if present is None:
         return None
     if chain not in present:
         return False
+    referrers = ["POSTROUTING"] if "POSTROUTING" in present else []
+    if nfremove.remove_chains(
+        nf, family, "nat", [chain], referrers=referrers, inspect=lambda _rules: True
+    ):
+        return True
     ipt = Iptables(family)
     try:
         rules = (
@@ -399,10 +419,8 @@ def _remove_known_chain(family: int, chain: str) -> bool | None:
     return True
 
 
-def _nft_remove(select: Callable[[list[NftRule]], list[NftRule]]) -> None:
-    from cni_plugins.linux import nfprobe
-
-    if nfprobe.nft_table_exists(NFT_FAMILY, NFT_TABLE) is False:
+def _nft_remove(nf: Netfilter, select: Callable[[list[NftRule]], list[NftRule]]) -> None:
+    if nf.nft_table_exists(NFT_FAMILY, NFT_TABLE) is False:
         return  # no exec: the kernel says there is no table
     # Imported only now: most DELs find no table and never need the nft client.
     from cni_plugins.linux.iptables import ToolNotFound

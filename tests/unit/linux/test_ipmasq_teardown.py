@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cni_plugins.linux import ipmasq, iptables, nfprobe, nftables
+from cni_plugins.linux import ipmasq, iptables, nfprobe, nfremove, nftables
 from cni_plugins.spec.errors import CNIError
 from cni_plugins.spec.ip import ip_interface
 
@@ -21,6 +21,7 @@ class Calls:
         self.present: dict[int, set[str] | None] = {4: set(), 6: set()}
         self.restore_error: Exception | None = None
         self.nft_table: bool | None = False
+        self.removed: bool | None = None  # the one-transaction way's answer
 
 
 @pytest.fixture
@@ -48,8 +49,22 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
         c.log.append(("nft-list",))
         return []
 
+    def remove_chains(
+        nf: nfprobe.Netfilter, family: int, table: str, doomed: Any, **kw: Any
+    ) -> bool | None:
+        c.log.append(("nfremove", family, tuple(doomed), tuple(kw["referrers"])))
+        return c.removed
+
+    def no_socket(self: nfprobe.Netfilter) -> None:
+        self.sock = None  # never a real socket: this runs in the root namespace
+
     monkeypatch.setattr(nfprobe, "iptables_chains", probe)
-    monkeypatch.setattr(nfprobe, "nft_table_exists", lambda family, table: c.nft_table)
+    monkeypatch.setattr(nfprobe.Netfilter, "__init__", no_socket)
+    monkeypatch.setattr(nfprobe.Netfilter, "iptables_chains", lambda _self, *a: probe(*a))
+    monkeypatch.setattr(
+        nfprobe.Netfilter, "nft_table_exists", lambda _self, family, table: c.nft_table
+    )
+    monkeypatch.setattr(nfremove, "remove_chains", remove_chains)
     monkeypatch.setattr(iptables.Iptables, "list_chain", list_chain)
     monkeypatch.setattr(iptables.Iptables, "restore", restore)
     monkeypatch.setattr(iptables.Iptables, "save", save)
@@ -65,11 +80,21 @@ def test_nothing_anywhere_costs_no_exec(calls: Calls) -> None:
     assert calls.log == [("nft-list",)]
 
 
+def test_present_chain_goes_in_one_transaction(calls: Calls) -> None:
+    calls.present[4] = {CHAIN, "POSTROUTING"}
+    calls.nft_table = True
+    calls.removed = True
+    ipmasq.teardown("cbr0", "eth0", "pod1")
+    assert calls.log == [("nfremove", 4, (CHAIN,), ("POSTROUTING",))]  # no tool, no nft
+
+
 def test_present_chain_lists_postrouting_only(calls: Calls) -> None:
+    """The transaction cannot do it (e.g. legacy backend): list and restore."""
     calls.present[4] = {CHAIN, "POSTROUTING"}
     calls.nft_table = True
     ipmasq.teardown("cbr0", "eth0", "pod1")
     assert calls.log == [
+        ("nfremove", 4, (CHAIN,), ("POSTROUTING",)),
         ("list", 4, "POSTROUTING"),
         ("restore", 4, f"*nat\n-D{JUMP[2:]}\n-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n"),
     ]  # and no nft: iptables had the attachment
@@ -81,6 +106,7 @@ def test_unknown_or_failed_takes_the_full_way(calls: Calls) -> None:
     with pytest.raises(CNIError, match="iptables-restore failed; iptables-restore failed"):
         ipmasq.teardown("cbr0", "eth0", "pod1")  # the full way's errors, both families
     assert [e[:2] for e in calls.log] == [
+        ("nfremove", 4),
         ("list", 4),
         ("restore", 4),
         ("save", 4),
