@@ -265,10 +265,25 @@ def run_in_process(plugin: Plugin, stdin: bytes, environ: Mapping[str, str]) -> 
 
 
 def main(plugin: Plugin) -> NoReturn:
-    """Process entry point of every binary."""
+    """Process entry point of every binary (never for in-process delegates)."""
     import io
 
     stdin = sys.stdin.buffer if sys.stdin is not None else io.BytesIO()
     code = run(plugin, environ=os.environ, stdin=stdin, stdout=sys.stdout, stderr=sys.stderr)
-    sys.stdout.flush()
-    sys.exit(code)
+    exit_process(code)
+
+
+def exit_process(code: int) -> NoReturn:
+    """Flush stdout and stderr, then end the process without interpreter
+    finalization (module teardown, GC, bootloader cleanup: ~4 ms per exec).  Nothing needs it: the
+    plugins start no threads, register no atexit handlers, keep no buffered
+    files open and reap every child; descriptors and their flocks (the
+    launcher's cache lock included) go with the process.  A failed flush lost
+    output: then the ordinary exit, which reports it on stderr, non-zero."""
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):  # ValueError: a closed stream
+        sys.exit(1)
+    os._exit(code)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -275,3 +279,90 @@ def test_handler_sees_parsed_invocation() -> None:
 def test_oversized_stdin_refused() -> None:
     rc, out, _ = invoke(env(), b" " * (skel.MAX_STDIN + 10))
     assert rc == 1 and error_of(out)["code"] == 7
+
+
+# ------------------------------------------------------------ process end
+
+
+class _Exited(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class _Stream(io.StringIO):
+    """A std stream that logs its flushes (and can fail them)."""
+
+    def __init__(self, name: str, log: list[str], error: OSError | None = None) -> None:
+        super().__init__()
+        self.name, self.log, self.error = name, log, error
+
+    def flush(self) -> None:
+        self.log.append(f"flush {self.name}")
+        if self.error is not None:
+            raise self.error
+
+
+def process_end(monkeypatch: pytest.MonkeyPatch, stdout_error: OSError | None = None) -> list[str]:
+    """Log what happens at process end: flushes, then ``os._exit(code)`` (raises
+    here).  Called in the test body: pytest's capture resets the std streams
+    after fixtures ran."""
+    log: list[str] = []
+
+    def fake_exit(code: int) -> None:
+        log.append(f"_exit {code}")
+        raise _Exited(code)
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(sys, "stdout", _Stream("stdout", log, stdout_error))
+    monkeypatch.setattr(sys, "stderr", _Stream("stderr", log))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"{}")))
+    return log
+
+
+@pytest.mark.parametrize(("command", "code"), [("VERSION", 0), ("FROB", 1), (None, 0)])
+def test_main_flushes_both_streams_then_exits_with_the_status(
+    monkeypatch: pytest.MonkeyPatch, command: str | None, code: int
+) -> None:
+    exits = process_end(monkeypatch)
+    monkeypatch.delenv("CNI_COMMAND", raising=False)
+    if command is not None:
+        monkeypatch.setenv("CNI_COMMAND", command)
+    with pytest.raises(_Exited):
+        skel.main(Recorder().plugin())
+    assert exits[-3:] == ["flush stdout", "flush stderr", f"_exit {code}"]
+    assert isinstance(sys.stdout, io.StringIO) and isinstance(sys.stderr, io.StringIO)
+    if command is None:
+        assert sys.stdout.getvalue() == "" and "CNI fake plugin 9.9" in sys.stderr.getvalue()
+    elif command == "VERSION":
+        assert json.loads(sys.stdout.getvalue())["cniVersion"] == "1.1.0"
+    else:
+        assert error_of(sys.stdout.getvalue())["code"] == 4
+
+
+def test_a_failed_flush_exits_non_zero_the_ordinary_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    exits = process_end(monkeypatch, BrokenPipeError(32, "Broken pipe"))
+    with pytest.raises(SystemExit) as raised:
+        skel.exit_process(0)
+    assert raised.value.code == 1
+    assert exits == ["flush stdout"]
+
+
+def test_no_module_registers_exit_handlers_or_threads() -> None:
+    """``os._exit`` skips atexit handlers and the join of non-daemon threads:
+    none may exist.  Every module of the package, in a fresh interpreter."""
+    package = Path(skel.__file__).resolve().parents[1]
+    modules = sorted(
+        ".".join(p.relative_to(package.parent).with_suffix("").parts)
+        for p in package.rglob("*.py")
+        if p.name != "__init__.py"
+    )
+    code = (
+        f"import sys; sys.path.insert(0, {str(package.parent)!r})\n"
+        f"import atexit, importlib\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "print(atexit._ncallbacks(), 'threading' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["0", "False"]
