@@ -21,11 +21,11 @@ from __future__ import annotations
 import sys
 
 from cni_plugins.bridge.config import BridgeConf
-from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
-from cni_plugins.linux.netns import NetNSNotFound, open_netns_of
 from cni_plugins.spec import invoke, skel
-from cni_plugins.spec.args import valid_attachments
 from cni_plugins.spec.errors import CNIError, InvalidConfig
+
+# netlink, netns and the verbs' own modules are imported where used: each
+# module is paid at every exec, and VERSION (or DEL without a netns) needs none.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 def cmd_add(args: CmdArgs) -> Result:
     from cni_plugins.bridge.add import add
+    from cni_plugins.linux.netlink import map_netlink_errors
 
     conf = BridgeConf.parse(args)
     with map_netlink_errors("bridge"):
@@ -68,6 +69,8 @@ def cmd_del(args: CmdArgs) -> None:
 
 def _delete_interface(args: CmdArgs, bridge: str) -> None:
     from cni_plugins.bridge.container import delete_interface, is_our_port
+    from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
+    from cni_plugins.linux.netns import NetNSNotFound, open_netns_of
 
     try:
         ns = open_netns_of(args)
@@ -98,6 +101,7 @@ def _collect(errors: list[CNIError], step: Callable[..., None], *a: object) -> N
 
 def cmd_check(args: CmdArgs) -> None:
     from cni_plugins.bridge.check import check
+    from cni_plugins.linux.netlink import map_netlink_errors
 
     conf = BridgeConf.parse(args, for_add=False)
     if args.prev_result is None:
@@ -117,6 +121,8 @@ def cmd_status(args: CmdArgs) -> None:
 def cmd_gc(args: CmdArgs) -> None:
     """Forward GC to IPAM, then drop masquerading of attachments not listed in
     ``cni.dev/valid-attachments`` (absent list: none is valid)."""
+    from cni_plugins.spec.args import valid_attachments
+
     conf = BridgeConf.parse(args, for_add=False)
     valid = valid_attachments(args.config)
     errors: list[CNIError] = []

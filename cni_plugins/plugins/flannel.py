@@ -20,7 +20,6 @@ import sys
 
 from cni_plugins.flannel import config, store, subnet_env
 from cni_plugins.spec import invoke, jsonio, skel
-from cni_plugins.spec.args import VALID_ATTACHMENTS_KEYS, valid_attachments
 from cni_plugins.spec.errors import (
     INVALID_CONFIG,
     CNIError,
@@ -118,6 +117,9 @@ def cmd_status(args: CmdArgs) -> None:
 
 
 def cmd_gc(args: CmdArgs) -> None:
+    # Here, not at the top: only GC needs it, and every module is paid at each exec.
+    from cni_plugins.spec.args import VALID_ATTACHMENTS_KEYS, valid_attachments
+
     conf = config.FlannelConf(args.config)
     valid = {cid for cid, _ifname in valid_attachments(args.config)}
     template = _gc_template(conf, args)

@@ -9,23 +9,28 @@ DEL succeeds when the namespace is already gone (kubernetes#43014).
 
 from __future__ import annotations
 
-from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
-from cni_plugins.linux.netns import NetNSNotFound, open_netns_of
 from cni_plugins.spec import skel
 from cni_plugins.spec.errors import CNIError
-from cni_plugins.spec.ip import ip_interface
-from cni_plugins.spec.types import Interface, IPConfig, Result
+
+# The verbs import netlink and the result types themselves: each module is paid
+# at every exec, and VERSION needs none of them.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
     from cni_plugins.spec.args import CmdArgs
+    from cni_plugins.spec.types import Result
 
 LO = "lo"
 
 
 def cmd_add(args: CmdArgs) -> Result:
+    from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
+    from cni_plugins.linux.netns import open_netns_of
+    from cni_plugins.spec.ip import ip_interface
+    from cni_plugins.spec.types import Interface, IPConfig, Result
+
     with open_netns_of(args) as ns, RouteSocket(ns) as nl, map_netlink_errors("loopback"):
         nl.set_up(LO)
         addresses = [a.interface for a in nl.addresses(LO)]
@@ -45,6 +50,9 @@ def cmd_add(args: CmdArgs) -> Result:
 def cmd_del(args: CmdArgs) -> None:
     if not args.netns:
         return
+    from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
+    from cni_plugins.linux.netns import NetNSNotFound, open_netns_of
+
     try:
         ns = open_netns_of(args)
     except NetNSNotFound:
@@ -54,6 +62,9 @@ def cmd_del(args: CmdArgs) -> None:
 
 
 def cmd_check(args: CmdArgs) -> None:
+    from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
+    from cni_plugins.linux.netns import open_netns_of
+
     with open_netns_of(args) as ns, RouteSocket(ns) as nl, map_netlink_errors("loopback"):
         if not nl.link(LO).is_up:
             raise CNIError("loopback interface is down")

@@ -20,7 +20,6 @@ import sys
 import time
 
 from cni_plugins.spec import jsonio
-from cni_plugins.spec.convert import result_from_wire
 from cni_plugins.spec.errors import CNIError, InternalError, InvalidConfig, InvalidEnvironment
 
 TYPE_CHECKING = False
@@ -150,6 +149,8 @@ def delegate(command: str, plugin_type: str, stdin: bytes, args: CmdArgs) -> Res
         raise _delegate_error(plugin_type, command, status, out)
     if command != "ADD":
         return None
+    from cni_plugins.spec.convert import result_from_wire  # ADD only
+
     try:
         raw = jsonio.loads(out)
     except ValueError as exc:

@@ -4,6 +4,8 @@
 owns the only two ``except`` clauses that print: a ``CNIError`` becomes
 ``{"cniVersion","code","msg","details"}`` on stdout, anything else becomes code
 999 with the traceback on stderr only.  Either way the exit status is 1.
+VERSION needs none of ``args`` and ``convert``: they load with the verbs that
+use them (every module imported is paid at each exec).
 """
 
 from __future__ import annotations
@@ -13,13 +15,6 @@ import sys
 
 from cni_plugins.spec import jsonio
 from cni_plugins.spec import version as versions
-from cni_plugins.spec.args import (
-    CmdArgs,
-    validate_container_id,
-    validate_ifname,
-    validate_network_name,
-)
-from cni_plugins.spec.convert import result_from_wire, result_to_wire
 from cni_plugins.spec.errors import (
     CNIError,
     DecodingFailure,
@@ -36,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any, BinaryIO, NoReturn, TextIO
 
+    from cni_plugins.spec.args import CmdArgs
     from cni_plugins.spec.types import Result
 
     Handler = Callable[[CmdArgs], None]
@@ -113,6 +109,8 @@ def run(
         cni_version = args.cni_version
         result = dispatch(plugin, args)
         if result is not None:
+            from cni_plugins.spec.convert import result_to_wire
+
             _print(stdout, result_to_wire(result, args.cni_version))
         return 0
     except CNIError as exc:
@@ -151,6 +149,13 @@ def parse_invocation(
 ) -> CmdArgs:
     """Validate the environment and the config for ``command``; all problems of
     the environment are reported together (code 4)."""
+    from cni_plugins.spec.args import (
+        CmdArgs,
+        validate_container_id,
+        validate_ifname,
+        validate_network_name,
+    )
+
     required = _REQUIRED_ENV[command]
     missing = [name for name in required if not environ.get(name)]
     if missing:
@@ -167,7 +172,11 @@ def parse_invocation(
     cni_version = config_version(config, plugin.versions)
     validate_network_name(config.get("name"))
     prev = config.get("prevResult")
-    prev_result = result_from_wire(prev, cni_version, "prevResult") if prev else None
+    prev_result = None
+    if prev:
+        from cni_plugins.spec.convert import result_from_wire
+
+        prev_result = result_from_wire(prev, cni_version, "prevResult")
     return CmdArgs(
         command=command,
         container_id=container_id,

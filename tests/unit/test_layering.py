@@ -85,9 +85,56 @@ def loaded_modules(module: str) -> set[str]:
     return set(out.split())
 
 
+def runtime_imports(path: Path) -> set[str]:
+    """What ``path`` imports outside ``if TYPE_CHECKING:`` blocks, function-level
+    imports included; ``from a import b`` names ``a.b`` too (b may be a module)."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.orelse:
+                visit(statement)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found
+
+
+def source_of(module: str) -> Path | None:
+    parts = module.split(".")[1:]
+    candidates = [PACKAGE.joinpath(*parts, "__init__.py")]
+    if parts:
+        candidates.append(PACKAGE.joinpath(*parts[:-1], f"{parts[-1]}.py"))
+    return next((c for c in candidates if c.exists()), None)
+
+
+def reachable(module: str) -> set[str]:
+    """``module`` and every module of ours it may import at run time, transitively
+    (the verbs import theirs lazily, so importing the plugin is not enough)."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = source_of(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        todo.extend(m for m in runtime_imports(path) if m.split(".")[0] == "cni_plugins")
+    return seen
+
+
 @pytest.mark.parametrize("plugin", PLUGINS)
 def test_plugins_load_no_heavy_modules(plugin: str) -> None:
-    loaded = loaded_modules(f"cni_plugins.plugins.{plugin}")
+    modules = reachable(f"cni_plugins.plugins.{plugin}")
+    assert "cni_plugins.spec.convert" in modules  # function-level imports are followed
+    loaded = loaded_modules(", ".join(sorted(modules)))
     heavy = sorted(m for m in loaded if m.split(".")[0] in FORBIDDEN_AT_RUNTIME)
     assert heavy == []
 
@@ -98,3 +145,18 @@ def test_netlink_free_plugins(plugin: str) -> None:
     assert not {m for m in loaded if m.startswith("cni_plugins.linux.nl")}
     assert "cni_plugins.linux.netlink" not in loaded
     assert "cni_plugins.linux.iptables" not in loaded
+
+
+def test_skel_alone_loads_only_what_version_needs() -> None:
+    loaded = {m for m in loaded_modules("cni_plugins.spec.skel") if m.startswith("cni_plugins")}
+    spec = {"skel", "jsonio", "version", "errors"}
+    assert loaded == {"cni_plugins", "cni_plugins.spec", *(f"cni_plugins.spec.{m}" for m in spec)}
+
+
+@pytest.mark.parametrize("plugin", [p for p in ("bridge", "flannel", "loopback") if p in PLUGINS])
+def test_version_loads_no_verb_machinery(plugin: str) -> None:
+    """Importing the plugin is all VERSION does: netlink, argument parsing and
+    result conversion load with the verbs that use them."""
+    loaded = loaded_modules(f"cni_plugins.plugins.{plugin}")
+    verbs = ("cni_plugins.linux.", "cni_plugins.spec.args", "cni_plugins.spec.convert")
+    assert sorted(m for m in loaded if m.startswith(verbs)) == []
