@@ -17,6 +17,8 @@ from cni_plugins.spec.errors import CNIError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cni_plugins.bridge.config import BridgeConf
     from cni_plugins.linux.netlink import Link, RouteSocket
     from cni_plugins.linux.netns import NetNS
@@ -118,12 +120,51 @@ def is_our_port(node: RouteSocket, link: Link, bridge: str) -> bool:
     return master is None or peer.master == master.index
 
 
-def delete_interface(pod: RouteSocket, ifname: str) -> list[IPInterface]:
+def delete_interface(
+    pod: RouteSocket, ifname: str, beside: Callable[[], None] | None = None
+) -> list[IPInterface]:
     """Delete ``ifname`` (both veth ends go); its addresses, for masquerade teardown.
-    Nothing there is fine (DEL twice)."""
+    Nothing there is fine (DEL twice).  ``beside`` runs on another thread while
+    the kernel deletes the veth (that call waits ~15-20 ms for RCU grace
+    periods, with the GIL released); it is finished when this returns."""
     link = pod.find_link(ifname)
     if link is None:
         return []
     addresses = [a.interface for a in pod.addresses(link.index)]
-    pod.delete_link(link.index)
+    if beside is None:
+        pod.delete_link(link.index)
+    else:
+        run_beside(beside, lambda: pod.delete_link(link.index))
     return [a for a in addresses if not a.ip.is_link_local]
+
+
+def run_beside(work: Callable[[], None], blocking: Callable[[], None]) -> None:
+    """``blocking()`` here and ``work()`` on a new thread meanwhile; returns once
+    both are done, raising what either raised (``blocking``'s first).
+
+    ``blocking`` stays on this thread and ``work`` goes to the new one: the new
+    thread gets the GIL only when this one blocks in the kernel, so the
+    blocking call starts at once and ``work`` fills its wait.  ``_thread``,
+    not ``threading``: one import less per exec."""
+    import _thread
+
+    done = _thread.allocate_lock()
+    done.acquire()
+    failure: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread
+            failure.append(exc)
+        finally:
+            done.release()
+
+    _thread.start_new_thread(body, ())
+    try:
+        blocking()
+    finally:
+        with done:
+            pass
+    if failure:
+        raise failure[0]

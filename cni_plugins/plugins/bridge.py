@@ -49,10 +49,20 @@ def cmd_del(args: CmdArgs) -> None:
     """Best effort: every step runs; the errors are raised together at the end."""
     conf = BridgeConf.parse(args, for_add=False)
     errors: list[CNIError] = []
+    ipam_errors: list[CNIError] = []
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        released = True
+        _collect(ipam_errors, invoke.delegate_del, conf.ipam_type, args.stdin, args)
+
     if args.netns:
-        _collect(errors, _delete_interface, args, conf.bridge)
-    if conf.ipam_type:
-        _collect(errors, invoke.delegate_del, conf.ipam_type, args.stdin, args)
+        # IPAM's release runs beside the veth's delete, which waits in the kernel.
+        _collect(errors, _delete_interface, args, conf.bridge, release if conf.ipam_type else None)
+    if conf.ipam_type and not released:  # nothing was deleted, or it failed before
+        release()
+    errors += ipam_errors
     if conf.mac_spoof_check:
         from cni_plugins.bridge import spoofcheck
 
@@ -67,7 +77,7 @@ def cmd_del(args: CmdArgs) -> None:
         raise CNIError("; ".join(str(e) for e in errors))
 
 
-def _delete_interface(args: CmdArgs, bridge: str) -> None:
+def _delete_interface(args: CmdArgs, bridge: str, beside: Callable[[], None] | None) -> None:
     from cni_plugins.bridge.container import delete_interface, is_our_port
     from cni_plugins.linux.netlink import RouteSocket, map_netlink_errors
     from cni_plugins.linux.netns import NetNSNotFound, open_netns_of
@@ -89,7 +99,7 @@ def _delete_interface(args: CmdArgs, bridge: str) -> None:
                 file=sys.stderr,
             )
             return
-        delete_interface(pod, args.ifname)
+        delete_interface(pod, args.ifname, beside)
 
 
 def _collect(errors: list[CNIError], step: Callable[..., None], *a: object) -> None:

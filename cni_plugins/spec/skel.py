@@ -284,10 +284,11 @@ def main(plugin: Plugin) -> NoReturn:
 
 def exit_process(code: int) -> NoReturn:
     """Flush stdout and stderr, then end the process without interpreter
-    finalization (module teardown, GC, bootloader cleanup: ~4 ms per exec).  Nothing needs it: the
-    plugins start no threads, register no atexit handlers, keep no buffered
-    files open and reap every child; descriptors and their flocks (the
-    launcher's cache lock included) go with the process.  A failed flush lost
+    finalization (module teardown, GC, bootloader cleanup: ~4 ms per exec).
+    Nothing needs it: the plugins join the threads they start, register no
+    atexit handlers, keep no buffered files open and reap every child;
+    descriptors and their flocks (the launcher's cache lock included) go with
+    the process.  A failed flush lost
     output: then the ordinary exit, which reports it on stderr, non-zero."""
     try:
         for stream in (sys.stdout, sys.stderr):
