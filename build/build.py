@@ -6,7 +6,9 @@ PyInstaller builds ONE onedir bundle holding every plugin behind a multicall
 entry (build/multicall.py; argv[0]'s basename picks the plugin and only that
 plugin's module is imported).  The bundle is trimmed for start-up time:
 bytecode optimised (-OO), symbols stripped, no UPX, and modules the analysis
-pulls in but the plugins never run are excluded.  The onedir tree is packed
+pulls in but the plugins never run are excluded.  Our own modules are not in
+the PYZ but compiled into one code blob that multicall.py serves from a
+meta-path finder (write_code_blob).  The onedir tree is packed
 into one zlib stream (the payload), and each binary is the C launcher
 (build/launcher/launcher.c, zlib linked statically: needs only glibc) + the
 payload + a trailer naming the plugin and the payload's SHA-256.  At exec the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import marshal
 import os
 import shutil
 import statistics
@@ -126,24 +129,20 @@ def build_bundle(modules: dict[str, str], version: str, ext_dir: Path) -> Path:
     assert stamp in source, "multicall.py lost its BUILD_VERSION line"
     entry.write_text(source.replace(stamp, f"BUILD_VERSION: str | None = {version!r}\n"))
     dist = WORK / "bundle"
+    spec_dir = WORK / "spec"
     args = [
         str(entry),
         "--onedir",
         "--name",
         BUNDLE,
-        "--distpath",
-        str(dist),
-        "--workpath",
-        str(WORK / "pyi"),
         "--specpath",
-        str(WORK / "spec"),
+        str(spec_dir),
         "--paths",
         str(REPO),
         "--optimize",
         "2",
         "--strip",
         "--noupx",
-        "--noconfirm",
         "--log-level",
         "WARN",
     ]
@@ -158,7 +157,18 @@ def build_bundle(modules: dict[str, str], version: str, ext_dir: Path) -> Path:
     # payload is zlib-compressed as a whole anyway (it even gets smaller).
     # PyInstaller's own knob (archive/writers.py); without it, just slower.
     env["PYINSTALLER_ZLIB_COMPRESSION_LEVEL"] = "0"
-    subprocess.run([sys.executable, "-m", "PyInstaller", *args], check=True, env=env, cwd=REPO)
+    makespec = [sys.executable, "-m", "PyInstaller.utils.cliutils.makespec", *args]
+    subprocess.run(makespec, check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+    spec = spec_dir / f"{BUNDLE}.spec"
+    text = spec.read_text()
+    if text.count(SPEC_ANCHOR) != 1:
+        sys.exit(f"{spec}: no single {SPEC_ANCHOR.strip()!r} line: PyInstaller's spec changed")
+    spec.write_text(text.replace(SPEC_ANCHOR, SPEC_SPLIT + SPEC_ANCHOR))
+    ours = WORK / "collected-cni_plugins.txt"
+    ours.unlink(missing_ok=True)
+    build = [sys.executable, "-m", "PyInstaller", str(spec), "--distpath", str(dist)]
+    build += ["--workpath", str(WORK / "pyi"), "--noconfirm", "--log-level", "WARN"]
+    subprocess.run([*build, "--", str(ours)], check=True, env=env, cwd=REPO)
     bundle = dist / BUNDLE
     # PyInstaller's bootloader links libz.so.1 from the host; point it at the
     # copy in the bundle so that glibc is all the host must provide.
@@ -170,6 +180,7 @@ def build_bundle(modules: dict[str, str], version: str, ext_dir: Path) -> Path:
         sys.exit("patchelf not found: run scripts/setup.sh (apt-get install patchelf)")
     check_host_libraries(bundle)
     check_no_ctypes(bundle)
+    write_code_blob(bundle, ours.read_text().split())
     for name in modules:
         (bundle / name).symlink_to(BUNDLE)
     return bundle
@@ -230,6 +241,72 @@ def check_no_ctypes(bundle: Path) -> None:
         sys.exit(f"ctypes must not be in the bundle (see EXCLUDES), found: {', '.join(found)}")
     if SETNS_MODULE not in names:
         sys.exit(f"{SETNS_MODULE} is missing from the bundle: netns.py would fail to setns")
+
+
+# Our own package is not in the PYZ: build.py compiles it into one file in the
+# bundle's _internal/ that build/multicall.py reads once at start (class
+# BundledCode, first in sys.meta_path; format there).  The spec PyInstaller
+# generates is edited so that its analysis still follows our imports (and
+# collects the stdlib modules they need) but the PYZ leaves our modules out;
+# the edit writes their names to the file given after "--".
+CODE_BLOB = "cni_plugins.codes"  # must match multicall.py
+CODE_MAGIC = b"CNICODE1"  # must match multicall.py; bump with any format change
+SPEC_ANCHOR = "pyz = PYZ(a.pure)\n"
+SPEC_SPLIT = """\
+# build/build.py: cni_plugins goes into the code blob, not the PYZ
+import sys
+_ours = [e for e in a.pure if e[0] == "cni_plugins" or e[0].startswith("cni_plugins.")]
+a.pure = [e for e in a.pure if e not in _ours]
+with open(sys.argv[1], "w") as _f:
+    _f.write("".join(e[0] + "\\n" for e in _ours))
+"""
+
+
+def package_modules(package: Path) -> dict[str, Path]:
+    """module name -> source file, for every module of the package tree."""
+    found = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def write_code_blob(bundle: Path, collected: list[str]) -> None:
+    """Compile every cni_plugins module (optimize 2, as the PYZ's modules) into
+    CODE_BLOB in the bundle's _internal/.  Fails if the analysis collected none
+    of them, if one it collected is not in the package tree, or if any is still
+    in the PYZ.  co_filename is the path relative to the repository, as
+    PyInstaller gives the PYZ's modules (equal sources give equal blobs)."""
+    from importlib.util import MAGIC_NUMBER
+
+    from PyInstaller.archive.readers import pkg_archive_contents
+
+    sources = package_modules(REPO / "cni_plugins")
+    missing = sorted(set(collected) - sources.keys())
+    if "cni_plugins.spec.skel" not in collected or missing:
+        sys.exit(
+            f"{CODE_BLOB}: the analysis collected {len(collected)} cni_plugins modules,"
+            f" missing from the package tree: {', '.join(missing) or '-'}"
+        )
+    in_pyz = [n for n in pkg_archive_contents(str(bundle / BUNDLE)) if n.startswith("cni_plugins")]
+    if in_pyz:
+        sys.exit(f"cni_plugins modules left in the PYZ: {', '.join(in_pyz)}")
+    index: dict[str, tuple[bool, int, int]] = {}
+    chunks: list[bytes] = []
+    offset = 0
+    for name, path in sources.items():
+        rel = path.relative_to(REPO).as_posix()
+        chunk = marshal.dumps(
+            compile(path.read_bytes(), rel, "exec", dont_inherit=True, optimize=2)
+        )
+        index[name] = (path.name == "__init__.py", offset, len(chunk))
+        chunks.append(chunk)
+        offset += len(chunk)
+    head = marshal.dumps(index)
+    blob = CODE_MAGIC + MAGIC_NUMBER + struct.pack("<I", len(head)) + head + b"".join(chunks)
+    (bundle / "_internal" / CODE_BLOB).write_bytes(blob)
 
 
 def pack(tree: Path) -> tuple[bytes, int]:

@@ -9,10 +9,85 @@ its ``main()``.  build/build.py copies this file into its work directory with
 
 from __future__ import annotations
 
+import marshal
 import os
 import sys
+from _frozen_importlib import ModuleSpec
+from _frozen_importlib_external import MAGIC_NUMBER
+from types import CodeType, ModuleType
 
-from cni_plugins.plugins import BINARIES
+# The bundle's copy of our own package: every cni_plugins module's code object,
+# compiled by build.py (optimize 2, like the PYZ) into one file in the bundle's
+# _internal/, so that a start reads one file instead of going through
+# PyInstaller's path finder and reopening the PYZ archive for every module.
+# Format (build.py, write_code_blob): CODE_MAGIC, the interpreter's bytecode
+# magic, u32 little-endian index size, marshal({name: (is package, offset,
+# size)}), then the marshalled code objects (offsets count from there).
+CODE_BLOB = "cni_plugins.codes"
+CODE_MAGIC = b"CNICODE1"
+
+
+class BundledCode:
+    """Meta-path finder and loader for the modules in CODE_BLOB, first in
+    sys.meta_path; names it does not hold go on to the other finders.  A code
+    object is unmarshalled when its module is imported.  No ``__file__`` (there
+    is no file; tracebacks name the repository-relative source path), packages
+    get ``__path__ = []``: the blob holds all their submodules."""
+
+    def __init__(self, path: str, data: bytes) -> None:
+        head = CODE_MAGIC + MAGIC_NUMBER
+        if not data.startswith(head):
+            raise ImportError(f"{path}: not a code blob for this interpreter")
+        size = int.from_bytes(data[len(head) : len(head) + 4], "little")
+        start = len(head) + 4
+        self.path = path
+        self.index: dict[str, tuple[bool, int, int]] = marshal.loads(data[start : start + size])
+        self.codes = memoryview(data)[start + size :]
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> ModuleSpec | None:
+        entry = self.index.get(fullname)
+        if entry is None:
+            return None
+        # typeshed wants an importlib.abc.Loader; importing importlib.abc costs ~1 ms
+        return ModuleSpec(fullname, self, origin=self.path, is_package=entry[0])  # type: ignore[arg-type]
+
+    def create_module(self, spec: ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        exec(self.get_code(module.__name__), module.__dict__)
+
+    def get_code(self, fullname: str) -> CodeType:
+        _, offset, size = self._entry(fullname)
+        code: CodeType = marshal.loads(self.codes[offset : offset + size])
+        return code
+
+    def is_package(self, fullname: str) -> bool:
+        return self._entry(fullname)[0]
+
+    def get_source(self, fullname: str) -> None:
+        self._entry(fullname)
+
+    def _entry(self, fullname: str) -> tuple[bool, int, int]:
+        entry = self.index.get(fullname)
+        if entry is None:
+            raise ImportError(f"{fullname} is not in {self.path}", name=fullname)
+        return entry
+
+
+def _install_bundled_code() -> None:
+    """Put BundledCode first in sys.meta_path (frozen bundle only)."""
+    path = os.path.join(getattr(sys, "_MEIPASS"), CODE_BLOB)  # noqa: B009
+    with open(path, "rb") as f:
+        sys.meta_path.insert(0, BundledCode(path, f.read()))
+
+
+if getattr(sys, "frozen", False):
+    _install_bundled_code()
+
+from cni_plugins.plugins import BINARIES  # noqa: E402 - after the finder
 
 # binary name -> module in cni_plugins.plugins (build.py gives PyInstaller these
 # modules as hidden imports: the imports below are dynamic)
