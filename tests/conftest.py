@@ -105,3 +105,21 @@ def run_plugin(
     if netns_exec:
         argv = ["ip", "netns", "exec", netns_exec, *argv]
     return subprocess.run(argv, check=False, input=data, env=full, capture_output=True, timeout=60)
+
+
+def logging_tool_wrappers(directory: Path) -> tuple[Path, Path]:
+    """A directory of ``iptables``/``ip6tables`` (+ ``-restore``, ``-save``)
+    wrappers that append their command line to a log and exec the real tool;
+    returns (wrapper directory, log).  Put the directory first in a plugin's
+    PATH to see which tools it ran: the log exists only if one ran."""
+    logged = directory / "tools.log"
+    wrappers = directory / "wrappers"
+    wrappers.mkdir()
+    for family in ("iptables", "ip6tables"):
+        for suffix in ("", "-restore", "-save"):
+            tool = wrappers / f"{family}{suffix}"
+            tool.write_text(
+                f'#!/bin/sh\necho "$0 $*" >> {logged}\nexec /usr/sbin/{tool.name} "$@"\n'
+            )
+            tool.chmod(0o755)
+    return wrappers, logged

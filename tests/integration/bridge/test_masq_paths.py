@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cni_plugins.linux.ipmasq import chain_name
+from tests.conftest import logging_tool_wrappers
 from tests.integration.bridge.conftest import Node, net_conf
 
 pytestmark = pytest.mark.privileged
@@ -46,8 +47,11 @@ def filler(count: int) -> str:
 
 
 def test_del_removes_only_its_own_among_many_rules(
-    node: Node, make_netns: Callable[[], str]
+    node: Node, make_netns: Callable[[], str], tmp_path: Path
 ) -> None:
+    """On the nf_tables backend the chain and its POSTROUTING jumps go in one
+    netlink transaction: no iptables tool runs, and the result is the full way's."""
+    wrappers, logged = logging_tool_wrappers(tmp_path)
     restore(node, filler(2000))
     conf = net_conf(node, v6=True, ipMasq=True)
     gone, stays = make_netns(), make_netns()
@@ -55,7 +59,8 @@ def test_del_removes_only_its_own_among_many_rules(
     node.add(conf, stays, cid="stays")
     before = {fam: save(node, fam) for fam in (4, 6)}
     chain = chain_name("cbr0", "gone")
-    node.delete(conf, gone, cid="gone")
+    node.delete(conf, gone, cid="gone", env={"PATH": f"{wrappers}:/usr/sbin:/usr/bin:/sbin:/bin"})
+    assert not logged.exists(), logged.read_text()
     for fam in (4, 6):
         assert save(node, fam) == [ln for ln in before[fam] if chain not in ln], fam
     node.delete(conf, gone, cid="gone")  # idempotent
@@ -129,31 +134,3 @@ def test_setup_twice_keeps_one_jump_per_address(node: Node) -> None:
     assert all(sum(ln.startswith("-A POSTROUTING") for ln in first[f]) == 1 for f in (4, 6))
     subprocess.run(run, check=True, cwd=repo)
     assert {fam: save(node, fam) for fam in (4, 6)} == first
-
-
-def test_del_on_nf_tables_runs_no_iptables_tool(
-    node: Node, make_netns: Callable[[], str], tmp_path: Path
-) -> None:
-    """With the nf_tables backend the chain and its POSTROUTING jumps go in one
-    netlink transaction: no iptables tool runs, and the result is the full way's."""
-    restore(node, filler(200))
-    logged = tmp_path / "tools.log"
-    wrappers = tmp_path / "wrappers"
-    wrappers.mkdir()
-    for family in ("iptables", "ip6tables"):
-        for suffix in ("", "-restore", "-save"):
-            tool = wrappers / f"{family}{suffix}"
-            tool.write_text(
-                f'#!/bin/sh\necho "$0 $*" >> {logged}\nexec /usr/sbin/{tool.name} "$@"\n'
-            )
-            tool.chmod(0o755)
-    conf = net_conf(node, v6=True, ipMasq=True)
-    gone, stays = make_netns(), make_netns()
-    node.add(conf, gone, cid="gone")
-    node.add(conf, stays, cid="stays")
-    before = {fam: save(node, fam) for fam in (4, 6)}
-    chain = chain_name("cbr0", "gone")
-    node.delete(conf, gone, cid="gone", env={"PATH": f"{wrappers}:/usr/sbin:/usr/bin:/sbin:/bin"})
-    assert not logged.exists(), logged.read_text()
-    for fam in (4, 6):
-        assert save(node, fam) == [ln for ln in before[fam] if chain not in ln], fam

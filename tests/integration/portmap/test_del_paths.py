@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cni_plugins.portmap.chains import dnat_chain_name
-from tests.conftest import run_plugin
+from tests.conftest import logging_tool_wrappers, run_plugin
 from tests.integration.portmap.conftest import NODE_V4, World
 from tests.integration.portmap.test_portmap import answers, leftovers, tcp_udp
 
@@ -161,16 +161,7 @@ def test_del_on_nf_tables_runs_no_iptables_tool(world: World, tmp_path: Path) ->
     transaction: no iptables tool runs (each would read the whole table), the
     UDP ports still come from the chain, and the result is the full way's."""
     restore(world, filler(200))
-    logged = tmp_path / "tools.log"
-    wrappers = tmp_path / "wrappers"
-    wrappers.mkdir()
-    for family in ("iptables", "ip6tables"):
-        for suffix in ("", "-restore", "-save"):
-            tool = wrappers / f"{family}{suffix}"
-            tool.write_text(
-                f'#!/bin/sh\necho "$0 $*" >> {logged}\nexec /usr/sbin/{tool.name} "$@"\n'
-            )
-            tool.chmod(0o755)
+    wrappers, logged = logging_tool_wrappers(tmp_path)
     pod, other = world.add_pod(v6=True, listen=80), world.add_pod(listen=80)
     world.portmap_add(pod, tcp_udp(8087, 80))
     world.portmap_add(other, tcp_udp(8088, 80))
