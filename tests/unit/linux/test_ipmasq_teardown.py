@@ -6,106 +6,69 @@ from typing import Any
 
 import pytest
 
-from cni_plugins.linux import ipmasq, iptables, nfprobe, nfremove, nftables
+from cni_plugins.linux import ipmasq, iptables, nftables
 from cni_plugins.spec.errors import CNIError
 from cni_plugins.spec.ip import ip_interface
+from tests.fakes.nat_tools import NatTools
 
 CHAIN = ipmasq.chain_name("cbr0", "pod1")
 NOTE = '"name: \\"cbr0\\" id: \\"pod1\\""'
 JUMP = f"-A POSTROUTING -s 10.244.1.2/32 -m comment --comment {NOTE} -j {CHAIN}"
 
 
-class Calls:
-    def __init__(self) -> None:
-        self.log: list[tuple[Any, ...]] = []
-        self.present: dict[int, set[str] | None] = {4: set(), 6: set()}
-        self.restore_error: Exception | None = None
-        self.nft_table: bool | None = False
-        self.removed: bool | None = None  # the one-transaction way's answer
-
-
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    c = Calls()
-
-    def probe(family: int, table: str, names: Any) -> set[str] | None:
-        found = c.present[family]
-        return None if found is None else found & set(names)
+def calls(monkeypatch: pytest.MonkeyPatch) -> NatTools:
+    c = NatTools(
+        monkeypatch, f"*nat\n:POSTROUTING ACCEPT [0:0]\n:{CHAIN} - [0:0]\n{JUMP}\nCOMMIT\n"
+    )
 
     def list_chain(self: iptables.Iptables, table: str, chain: str) -> str:
         c.log.append(("list", self.family, chain))
         return f"-P POSTROUTING ACCEPT\n{JUMP}\n-A POSTROUTING -j OTHER\n"
 
-    def restore(self: iptables.Iptables, r: iptables.Restore) -> None:
-        c.log.append(("restore", self.family, r.text() if r else ""))
-        if c.restore_error is not None:
-            raise c.restore_error
-
-    def save(self: iptables.Iptables, table: str) -> str:
-        c.log.append(("save", self.family))
-        return f"*nat\n:POSTROUTING ACCEPT [0:0]\n:{CHAIN} - [0:0]\n{JUMP}\nCOMMIT\n"
-
     def nft_rules(self: nftables.Nft, family: str, table: str, chain: str) -> list[Any]:
         c.log.append(("nft-list",))
         return []
 
-    def remove_chains(
-        nf: nfprobe.Netfilter, family: int, table: str, doomed: Any, **kw: Any
-    ) -> bool | None:
-        c.log.append(("nfremove", family, tuple(doomed), tuple(kw["referrers"])))
-        return c.removed
-
-    def no_socket(self: nfprobe.Netfilter) -> None:
-        self.sock = None  # never a real socket: this runs in the root namespace
-
-    monkeypatch.setattr(nfprobe, "iptables_chains", probe)
-    monkeypatch.setattr(nfprobe.Netfilter, "__init__", no_socket)
-    monkeypatch.setattr(nfprobe.Netfilter, "iptables_chains", lambda _self, *a: probe(*a))
-    monkeypatch.setattr(
-        nfprobe.Netfilter, "nft_table_exists", lambda _self, family, table: c.nft_table
-    )
-    monkeypatch.setattr(nfremove, "remove_chains", remove_chains)
     monkeypatch.setattr(iptables.Iptables, "list_chain", list_chain)
-    monkeypatch.setattr(iptables.Iptables, "restore", restore)
-    monkeypatch.setattr(iptables.Iptables, "save", save)
     monkeypatch.setattr(nftables.Nft, "list_rules", nft_rules)
     return c
 
 
-def test_nothing_anywhere_costs_no_exec(calls: Calls) -> None:
+def test_nothing_anywhere_costs_no_exec(calls: NatTools) -> None:
     ipmasq.teardown("cbr0", "eth0", "pod1")
-    assert calls.log == []
-    calls.nft_table = None  # the kernel could not tell: nft is asked
+    assert calls.tools() == []
+    calls.nft_tables["inet"] = None  # the kernel could not tell: nft is asked
     ipmasq.teardown("cbr0", "eth0", "pod1")
-    assert calls.log == [("nft-list",)]
+    assert calls.tools() == [("nft-list",)]
 
 
-def test_present_chain_goes_in_one_transaction(calls: Calls) -> None:
+def test_present_chain_goes_in_one_transaction(calls: NatTools) -> None:
     calls.present[4] = {CHAIN, "POSTROUTING"}
-    calls.nft_table = True
+    calls.nft_tables["inet"] = True
     calls.removed = True
     ipmasq.teardown("cbr0", "eth0", "pod1")
-    assert calls.log == [("nfremove", 4, (CHAIN,), ("POSTROUTING",))]  # no tool, no nft
+    assert calls.tools() == [("nfremove", 4, (CHAIN,), ("POSTROUTING",))]  # no tool, no nft
 
 
-def test_present_chain_lists_postrouting_only(calls: Calls) -> None:
+def test_present_chain_lists_postrouting_only(calls: NatTools) -> None:
     """The transaction cannot do it (e.g. legacy backend): list and restore."""
     calls.present[4] = {CHAIN, "POSTROUTING"}
-    calls.nft_table = True
+    calls.nft_tables["inet"] = True
     ipmasq.teardown("cbr0", "eth0", "pod1")
-    assert calls.log == [
+    assert calls.tools() == [
         ("nfremove", 4, (CHAIN,), ("POSTROUTING",)),
         ("list", 4, "POSTROUTING"),
         ("restore", 4, f"*nat\n-D{JUMP[2:]}\n-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n"),
     ]  # and no nft: iptables had the attachment
 
 
-def test_unknown_or_failed_takes_the_full_way(calls: Calls) -> None:
+def test_unknown_or_failed_takes_the_full_way(calls: NatTools) -> None:
     calls.present = {4: {CHAIN, "POSTROUTING"}, 6: None}
     calls.restore_error = iptables.ToolFailed("iptables-restore failed")
     with pytest.raises(CNIError, match="iptables-restore failed; iptables-restore failed"):
         ipmasq.teardown("cbr0", "eth0", "pod1")  # the full way's errors, both families
-    assert [e[:2] for e in calls.log] == [
+    assert [e[:2] for e in calls.tools()] == [
         ("nfremove", 4),
         ("list", 4),
         ("restore", 4),
@@ -126,12 +89,12 @@ def test_unknown_or_failed_takes_the_full_way(calls: Calls) -> None:
     ],
 )
 def test_setup_reads_postrouting_only_when_a_jump_can_exist(
-    calls: Calls, present: set[str] | None, listed: bool
+    calls: NatTools, present: set[str] | None, listed: bool
 ) -> None:
     calls.present[4] = present
     ipmasq.setup("iptables", [ip_interface("10.244.1.2/24")], "cbr0", "eth0", "pod1")
-    lists = [e for e in calls.log if e[0] == "list"]
+    lists = [e for e in calls.tools() if e[0] == "list"]
     assert lists == ([("list", 4, "POSTROUTING")] if listed else [])
-    assert not [e for e in calls.log if e[0] == "save"]
-    (restore,) = [e for e in calls.log if e[0] == "restore"]
+    assert not [e for e in calls.tools() if e[0] == "save"]
+    (restore,) = [e for e in calls.tools() if e[0] == "restore"]
     assert (JUMP in restore[2]) is not listed  # a listed jump is not added again

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from cni_plugins.linux import iptables, nfprobe, nfremove, nftables
+from cni_plugins.linux import iptables, nftables
 from cni_plugins.portmap import apply, chains
+from tests.fakes.nat_tools import NatTools
 
 DNAT = chains.dnat_chain_name("cbr0", "pod1")
 SNAT = chains.old_snat_chain_name("cbr0", "pod1")
@@ -21,64 +22,25 @@ DNAT_RULES = (
 )
 
 
-class Calls:
-    def __init__(self) -> None:
-        self.log: list[tuple[Any, ...]] = []
-        self.present: dict[int, set[str] | None] = {4: set(), 6: set()}
+class Calls(NatTools):
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__(monkeypatch)
         self.listed: dict[str, str] = {TOP: f"-N {TOP}\n{ENTRY_TCP}\n{OTHER}\n", DNAT: DNAT_RULES}
-        self.restore_error: Exception | None = None
-        self.nft_tables: dict[str, bool | None] = {"ip": False, "ip6": False}
-        # What the one-transaction removal answers (None: not this way).
-        self.removed: set[int] | None = None
 
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    c = Calls()
-
-    def probe(self: nfprobe.Netfilter, family: int, table: str, names: Any) -> set[str] | None:
-        c.log.append(("probe", family, table))
-        found = c.present[family]
-        return None if found is None else found & set(names)
+    c = Calls(monkeypatch)
 
     def list_chains(self: iptables.Iptables, table: str, chains: list[str]) -> list[str]:
         c.log.extend(("list", self.family, chain) for chain in chains)
         return [c.listed[chain] for chain in chains]
 
-    def restore(self: iptables.Iptables, r: iptables.Restore) -> None:
-        c.log.append(("restore", self.family, r.text() if r else ""))
-        if c.restore_error is not None:
-            raise c.restore_error
-
-    def save(self: iptables.Iptables, table: str) -> str:
-        c.log.append(("save", self.family))
-        return ""
-
-    def nft_exists(self: nfprobe.Netfilter, family: str, table: str) -> bool | None:
-        c.log.append(("nft-probe", family))
-        return c.nft_tables[family]
-
     def nft_list(self: nftables.Nft, family: str, table: str) -> list[nftables.NftRule]:
         c.log.append(("nft-list", family))
         return []
 
-    def remove_chains(
-        nf: nfprobe.Netfilter, family: int, table: str, doomed: Any, **kw: Any
-    ) -> Any:
-        c.log.append(("nfremove", family, tuple(doomed), tuple(kw["referrers"])))
-        return c.removed
-
-    def no_socket(self: nfprobe.Netfilter) -> None:
-        c.log.append(("netfilter-socket",))
-        self.sock = None  # never a real socket: this runs in the root namespace
-
-    monkeypatch.setattr(nfprobe.Netfilter, "__init__", no_socket)
-    monkeypatch.setattr(nfprobe.Netfilter, "iptables_chains", probe)
-    monkeypatch.setattr(nfremove, "remove_chains", remove_chains)
-    monkeypatch.setattr(nfprobe.Netfilter, "nft_table_exists", nft_exists)
     monkeypatch.setattr(iptables.Iptables, "list_chains", list_chains)
-    monkeypatch.setattr(iptables.Iptables, "restore", restore)
-    monkeypatch.setattr(iptables.Iptables, "save", save)
     monkeypatch.setattr(nftables.Nft, "list_table_rules", nft_list)
     monkeypatch.setattr(nftables.Nft, "apply", lambda self, cmds: list(cmds))
     monkeypatch.setattr(apply, "_flush_udp_ports", lambda ports: c.log.append(("flush", ports)))
@@ -91,8 +53,8 @@ def kinds(c: Calls) -> list[tuple[Any, ...]]:
 
 def test_nothing_anywhere_costs_no_exec(calls: Calls) -> None:
     apply.unforward("cbr0", "pod1")
+    assert calls.sockets == 1  # one netfilter socket for every probe
     assert kinds(calls) == [
-        ("netfilter-socket",),  # one socket for every probe
         ("probe", 4),
         ("probe", 6),
         ("nft-probe", "ip"),
