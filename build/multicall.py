@@ -14,7 +14,10 @@ import os
 import sys
 from _frozen_importlib import ModuleSpec
 from _frozen_importlib_external import MAGIC_NUMBER
-from types import CodeType, ModuleType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import CodeType, ModuleType
 
 # The bundle's copy of our own package: every cni_plugins module's code object,
 # compiled by build.py (optimize 2, like the PYZ) into one file in the bundle's
