@@ -89,6 +89,11 @@ _BE32S = struct.Struct(">i")
 _BE64 = struct.Struct(">Q")
 
 
+def iptables_family(family: int) -> str:
+    """The nf_tables family holding iptables' tables of IP ``family`` (4 or 6)."""
+    return "ip" if family == 4 else "ip6"
+
+
 def message_type(msg: int) -> int:
     """An nf_tables message's nlmsg_type: subsystem in the high byte."""
     return (NFNL_SUBSYS_NFTABLES << 8) | msg

@@ -78,7 +78,7 @@ class Netfilter:
         nf_tables cannot be asked."""
         if self.sock is None or legacy_table_exists(family, table) is not False:
             return None
-        nft_family = "ip" if family == 4 else "ip6"
+        nft_family = nfmsg.iptables_family(family)
         found: set[str] = set()
         for chain in chains:
             exists = _exists(

@@ -68,7 +68,7 @@ def remove_chains(
     sock = nf.sock
     if sock is None or nfprobe.legacy_table_exists(family, table) is not False:
         return None
-    nft_family = "ip" if family == 4 else "ip6"
+    nft_family = nfmsg.iptables_family(family)
     names = set(doomed)
     try:
         for _ in range(_ATTEMPTS):
