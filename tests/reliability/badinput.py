@@ -12,8 +12,9 @@ The bulk runs in-process (``skel.run`` with injected environ/stdin/stdout, ~100x
 cheaper than an exec) in a worker that lives in the throwaway node namespace,
 in a private mount namespace where ``/var/lib/cni`` is an empty tmpfs (so even
 a default ``dataDir`` lands in a throwaway place); every ``EXEC_EVERY``-th
-example is exec'd through the real executable instead, with the built
-binaries' unpack cache pointed at the world's (``CNI_PLUGINS_CACHE_DIR``): the
+example is exec'd through the real executable instead.  Every environment
+points the built binaries' unpack cache at the world's
+(``CNI_PLUGINS_CACHE_DIR``; in-process runs exec real delegates too): the
 unpacked bundle is not the plugins' state, and files that still land in the
 default cache under /var/lib/cni are counted apart from the plugins' own.  Path-valued keys only
 ever get values inside the world's tmp directory (or relative ones, resolved in
@@ -271,7 +272,6 @@ def run_inprocess(plugin: str, environ: dict[str, str], stdin: bytes) -> Outcome
 
 def run_exec(spec: Spec, plugin: str, environ: dict[str, str], stdin: bytes) -> Outcome:
     env = {k: v for k, v in environ.items() if "\0" not in k + v and "=" not in k and k}
-    env["CNI_PLUGINS_CACHE_DIR"] = str(spec.cache)
     proc = subprocess.run(
         [str(spec.bin / plugin)],
         input=stdin,
@@ -556,7 +556,7 @@ def fuzz(spec: Spec, tally: Tally, plugin: str) -> None:
             stdin = json.dumps(draw(values)).encode()
         else:
             stdin = json.dumps(conf).encode().replace(b'"1.0.0"', b"NaN", 1)
-        environ = {"PATH": PATH}
+        environ = {"PATH": PATH, "CNI_PLUGINS_CACHE_DIR": str(spec.cache)}
         fuzz_env = draw(st.sampled_from([False, False, True]))
         for name, strategy, default in (
             ("CNI_COMMAND", commands, "ADD"),
