@@ -768,7 +768,7 @@ def launcher_like(payload_id: str, name: str = "flannel") -> bytes:
     return script + trailer
 
 
-NEW_ID, OLD_ID, OTHER_ID, HALF_ID = ("b" * 64, "a" * 64, "c" * 64, "d" * 64)
+NEW_ID, OLD_ID, OTHER_ID, HALF_ID, LINKED_ID = ("b" * 64, "a" * 64, "c" * 64, "d" * 64, "e" * 64)
 
 
 def cache_entry(cache: Path, name: str, *, complete: bool = True) -> Path:
@@ -787,8 +787,13 @@ def cached_host(host: Host) -> tuple[Host, Path]:
         host.put_src(name, launcher_like(NEW_ID, name))
     host.put_bin("flannel", launcher_like(OLD_ID))  # the installed build, replaced now
     host.put_bin("other-plugin", launcher_like(OTHER_ID))  # ours too, not in the image
+    elsewhere = host.root / "elsewhere" / "linked-plugin"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(launcher_like(LINKED_ID))
+    (host.bin / "linked-plugin").symlink_to(elsewhere)  # the runtime execs its target
     cache_entry(cache, OLD_ID)
     cache_entry(cache, OTHER_ID)
+    cache_entry(cache, LINKED_ID)
     cache_entry(cache, HALF_ID, complete=False)  # no marker: not provably an entry
     cache_entry(cache, "not-a-payload-id")
     return host, cache
@@ -804,7 +809,7 @@ def test_cache_warmed_and_unused_payloads_removed(cached_host: tuple[Host, Path]
     assert proc.returncode == 0, proc.stderr
     assert (cache / NEW_ID / ".complete").is_file()  # the new payload is unpacked
     kept = {p.name for p in cache.iterdir() if not p.name.startswith(".")}
-    assert {NEW_ID, OTHER_ID, HALF_ID, "not-a-payload-id"} <= kept
+    assert {NEW_ID, OTHER_ID, LINKED_ID, HALF_ID, "not-a-payload-id"} <= kept
     if can_prune(host):
         assert OLD_ID not in kept
         assert f"removed unused payload {OLD_ID}" in proc.stderr
