@@ -306,8 +306,13 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
         tar = tmp / "base" / "rootfs.tar"
         subprocess.run(["tar", "-C", str(base), "-cf", str(tar), "."], check=True)
         podman("import", str(tar), BASE_IMAGE)
-        # the repository itself is the context (deploy/Containerfile.dockerignore)
-        current = build_image(podman, REPO, "localhost/cni-plugins:current")
+        # the repository itself is the context (deploy/Containerfile.dockerignore),
+        # unless the binaries under test are elsewhere (CNI_DIST_BIN)
+        if dist.resolve() == (REPO / "dist" / "bin").resolve():
+            context = REPO
+        else:
+            context = build_context(tmp / "current", dist)
+        current = build_image(podman, context, "localhost/cni-plugins:current")
         yield Images(podman, dist, tmp, current)
     finally:
         podman.close()
