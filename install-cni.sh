@@ -15,7 +15,12 @@
 #   2. the network configuration is validated (JSON syntax + the fields libcni
 #      needs), given a cniVersion if it has none, and written LAST the same way,
 #      because its appearance is what tells the runtime the node network is ready.
-#   3. with SLEEP=true (default, like coreos/flannel-cni) the script stays running
+#   3. with CNI_PLUGINS_CACHE_DIR set (the host's unpack cache of the binaries,
+#      see build/README.md), every VERSION check unpacks into it, so the first
+#      pod after an install pays no unpack; afterwards the payloads there that no
+#      binary of CNI_BIN_DIR names (trailer id) and no process runs from are
+#      removed.
+#   4. with SLEEP=true (default, like coreos/flannel-cni) the script stays running
 #      and rewrites the configuration when the mounted file changes or the
 #      installed copy is removed or altered; SIGTERM ends it promptly.
 #
@@ -35,6 +40,9 @@
 #                            --no-sleep)                                  [true]
 #   CNI_CONF_POLL_SECONDS    sidecar poll interval                          [10]
 #   CNI_VERSION_TIMEOUT      seconds a VERSION check may take               [30]
+#   CNI_PLUGINS_CACHE_DIR    the binaries' unpack cache on the host, as mounted
+#                            here (/var/lib/cni/cni-plugins-py on the host);
+#                            empty: no warming, no pruning                   []
 
 PROG=install-cni
 
@@ -70,6 +78,7 @@ UPDATE_CNI_BINARIES=${UPDATE_CNI_BINARIES:-true}
 SLEEP=${SLEEP:-true}
 CNI_CONF_POLL_SECONDS=${CNI_CONF_POLL_SECONDS:-10}
 CNI_VERSION_TIMEOUT=${CNI_VERSION_TIMEOUT:-30}
+CNI_PLUGINS_CACHE_DIR=${CNI_PLUGINS_CACHE_DIR:-}
 
 # PATH given to a plugin during its VERSION check (kubelet passes a minimal env).
 CHECK_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -187,12 +196,16 @@ validate_settings() {
 # reason and returns 1 when it is not a working CNI plugin.
 check_binary() {
 	_errf=$STATE/version.err
+	# the launcher of our binaries unpacks into $CNI_PLUGINS_CACHE_DIR (warming
+	# the host's cache); other plugins ignore the variable
+	_bin=$1
+	set -- PATH="$CHECK_PATH" CNI_COMMAND=VERSION
+	[ -z "$CNI_PLUGINS_CACHE_DIR" ] || set -- "$@" CNI_PLUGINS_CACHE_DIR="$CNI_PLUGINS_CACHE_DIR"
 	if command -v timeout >/dev/null 2>&1; then
 		_out=$(printf '{"cniVersion":"1.1.0"}' |
-			timeout "$CNI_VERSION_TIMEOUT" env -i PATH="$CHECK_PATH" CNI_COMMAND=VERSION "$1" 2>"$_errf")
+			timeout "$CNI_VERSION_TIMEOUT" env -i "$@" "$_bin" 2>"$_errf")
 	else
-		_out=$(printf '{"cniVersion":"1.1.0"}' |
-			env -i PATH="$CHECK_PATH" CNI_COMMAND=VERSION "$1" 2>"$_errf")
+		_out=$(printf '{"cniVersion":"1.1.0"}' | env -i "$@" "$_bin" 2>"$_errf")
 	fi
 	_rc=$?
 	_err=$(head -c 400 "$_errf" 2>/dev/null | tr '\n' ' ')
@@ -262,6 +275,83 @@ install_binaries() {
 	if [ -n "$_staged" ]; then
 		fsync_path "$CNI_BIN_DIR"
 	fi
+}
+
+# ------------------------------------------------------------ unpack cache
+
+# trailer_id FILE: the payload id (64 hex) named by the trailer of one of our
+# binaries (last 128 bytes: name[32] id[64] sizes/crc[24] magic "CNIPYPL1",
+# build/README.md); fails for any other file.  A symlink counts as the file it
+# names: the runtime execs that.
+trailer_id() {
+	[ -f "$1" ] || return 1
+	[ "$(tail -c 8 "$1" 2>/dev/null)" = CNIPYPL1 ] || return 1
+	_id=$(tail -c 96 "$1" | head -c 64)
+	case $_id in
+	*[!0-9a-f]*) return 1 ;;
+	esac
+	[ ${#_id} -eq 64 ] || return 1
+	printf '%s' "$_id"
+}
+
+# Every installed binary of ours answers VERSION once more with the cache
+# pointed at the host's: the binaries that were up to date (not checked above)
+# get their payload unpacked too, e.g. after the cache was emptied.
+warm_cache() {
+	for _src in "$CNI_BIN_SRC"/*; do
+		_name=${_src##*/}
+		_dst=$CNI_BIN_DIR/$_name
+		in_list "$_name" "$SKIP_CNI_BINARIES" && continue
+		trailer_id "$_dst" >/dev/null || continue
+		if ! _why=$(check_binary "$_dst" "$_name"); then
+			log "WARNING: $_dst did not answer VERSION while warming $CNI_PLUGINS_CACHE_DIR: $_why"
+		fi
+	done
+}
+
+# Remove the unpacked payloads no binary of CNI_BIN_DIR names.  Only what is
+# provably the launcher's and unused goes: a directory named by a 64-hex id
+# with the launcher's .complete marker, not named by any installed binary's
+# trailer, taken under the cache's extraction lock (no launcher is unpacking)
+# and under an exclusive non-blocking lock of the entry itself (every process
+# running from an entry holds a shared one); it is renamed to .trash-* (what
+# the launcher sweeps as a leftover) and deleted.  A binary elsewhere on the
+# host that used a removed entry unpacks it again at its next exec.
+prune_cache() {
+	if [ ! -d "$CNI_PLUGINS_CACHE_DIR" ] || [ -L "$CNI_PLUGINS_CACHE_DIR" ]; then
+		return 0
+	fi
+	if ! command -v flock >/dev/null 2>&1; then
+		log "no flock(1): not pruning $CNI_PLUGINS_CACHE_DIR"
+		return 0
+	fi
+	_keep=" "
+	for _f in "$CNI_BIN_DIR"/*; do
+		if _id=$(trailer_id "$_f"); then
+			_keep="$_keep$_id "
+		fi
+	done
+	for _entry in "$CNI_PLUGINS_CACHE_DIR"/*; do
+		_id=${_entry##*/}
+		case $_id in
+		*[!0-9a-f]*) continue ;;
+		esac
+		[ ${#_id} -eq 64 ] || continue
+		case $_keep in
+		*" $_id "*) continue ;;
+		esac
+		if [ ! -d "$_entry" ] || [ -L "$_entry" ] || [ ! -f "$_entry/.complete" ]; then
+			continue
+		fi
+		_trash=$CNI_PLUGINS_CACHE_DIR/.trash-install-cni-$$-$_id
+		# shellcheck disable=SC2016 # $1/$2 belong to the inner sh
+		if flock -x "$CNI_PLUGINS_CACHE_DIR/.lock" flock -n -x "$_entry" \
+			sh -c 'mv "$1" "$2" && rm -rf "$2"' sh "$_entry" "$_trash"; then
+			log "removed unused payload $_id from $CNI_PLUGINS_CACHE_DIR"
+		else
+			log "kept payload $_id in $CNI_PLUGINS_CACHE_DIR: in use (or not removable)"
+		fi
+	done
 }
 
 # ------------------------------------------------------------ configuration
@@ -502,6 +592,10 @@ STATE=$(mktemp -d "${TMPDIR:-/tmp}/install-cni.XXXXXX") || die "cannot create a 
 
 log "installing CNI binaries from $CNI_BIN_SRC into $CNI_BIN_DIR"
 install_binaries
+if [ -n "$CNI_PLUGINS_CACHE_DIR" ]; then
+	warm_cache
+	prune_cache
+fi
 
 mkdir -p "$CNI_CONF_DIR" || die "cannot create $CNI_CONF_DIR"
 [ -w "$CNI_CONF_DIR" ] || die "$CNI_CONF_DIR is not writable (is the host directory mounted read-write?)"

@@ -53,10 +53,19 @@ def select_version(conflist: Mapping[str, Any]) -> str:
 
 
 class Runtime:
-    def __init__(self, cni_path: Sequence[Path], node_netns: str, cache_dir: Path) -> None:
+    def __init__(
+        self,
+        cni_path: Sequence[Path],
+        node_netns: str,
+        cache_dir: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.cni_path = list(cni_path)
         self.node_netns = node_netns
         self.cache_dir = cache_dir
+        # added to every exec: what a runtime's environment gives its plugins
+        # (e.g. CNI_PLUGINS_CACHE_DIR for the built binaries' unpack cache)
+        self.env = dict(env or {})
         self.outcomes: list[tuple[str, str, Outcome]] = []  # (plugin, command, outcome)
 
     # -- plumbing ----------------------------------------------------------------------
@@ -89,7 +98,7 @@ class Runtime:
         return config
 
     def _exec(self, command: str, config: Json, att: Attachment | None) -> Outcome:
-        env = {"CNI_COMMAND": command, "CNI_PATH": ":".join(map(str, self.cni_path))}
+        env = {**self.env, "CNI_COMMAND": command, "CNI_PATH": ":".join(map(str, self.cni_path))}
         if att is not None:
             env.update(CNI_CONTAINERID=att.container_id, CNI_NETNS=att.netns, CNI_IFNAME=att.ifname)
             if att.cni_args:

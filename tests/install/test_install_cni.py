@@ -9,6 +9,7 @@ no privileges are needed.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -32,7 +33,7 @@ PLUGINS = ("bridge", "flannel", "host-local", "loopback", "portmap")
 
 CONFLIST = {
     "name": "cbr0",
-    "cniVersion": "1.1.0",
+    "cniVersion": "1.0.0",  # as deploy/kube-flannel.yml ships it
     "cniVersions": ["1.1.0", "1.0.0", "0.3.1"],
     "plugins": [
         {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
@@ -740,3 +741,106 @@ def test_installs_the_built_binaries(tmp_path: Path, shell: Shell) -> None:
     assert proc.returncode == 0, proc.stderr
     for src in dist.iterdir():
         assert (h.bin / src.name).read_bytes() == src.read_bytes()
+
+
+# --------------------------------------------------------------- unpack cache
+
+
+def launcher_like(payload_id: str, name: str = "flannel") -> bytes:
+    """A plugin that behaves, for install-cni.sh, like one of our built binaries:
+    its VERSION answer unpacks (here: creates) the entry of its payload in
+    $CNI_PLUGINS_CACHE_DIR, and it ends in the launcher's 128-byte trailer
+    (name[32] id[64] sizes and crc[24] magic[8], build/README.md)."""
+    script = (
+        "#!/bin/sh\n"
+        'if [ "$CNI_COMMAND" = VERSION ]; then\n'
+        '  if [ -n "$CNI_PLUGINS_CACHE_DIR" ]; then\n'
+        f'    mkdir -p "$CNI_PLUGINS_CACHE_DIR/{payload_id}" &&\n'
+        f'      : >"$CNI_PLUGINS_CACHE_DIR/{payload_id}/.complete"\n'
+        "  fi\n"
+        '  echo \'{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}\'\n'
+        "  exit 0\n"
+        "fi\n"
+        "exit 1\n"
+    ).encode()
+    trailer = name.encode().ljust(32, b"\0") + payload_id.encode() + b"\0" * 24 + b"CNIPYPL1"
+    assert len(trailer) == 128
+    return script + trailer
+
+
+NEW_ID, OLD_ID, OTHER_ID, HALF_ID, LINKED_ID = ("b" * 64, "a" * 64, "c" * 64, "d" * 64, "e" * 64)
+
+
+def cache_entry(cache: Path, name: str, *, complete: bool = True) -> Path:
+    entry = cache / name
+    (entry / "_internal").mkdir(parents=True)
+    (entry / "cni-plugins").write_bytes(b"bundle")
+    if complete:
+        (entry / ".complete").write_bytes(b"")
+    return entry
+
+
+@pytest.fixture
+def cached_host(host: Host) -> tuple[Host, Path]:
+    cache = host.root / "host" / "var" / "lib" / "cni" / "cni-plugins-py"
+    for name in PLUGINS:
+        host.put_src(name, launcher_like(NEW_ID, name))
+    host.put_bin("flannel", launcher_like(OLD_ID))  # the installed build, replaced now
+    host.put_bin("other-plugin", launcher_like(OTHER_ID))  # ours too, not in the image
+    elsewhere = host.root / "elsewhere" / "linked-plugin"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(launcher_like(LINKED_ID))
+    (host.bin / "linked-plugin").symlink_to(elsewhere)  # the runtime execs its target
+    cache_entry(cache, OLD_ID)
+    cache_entry(cache, OTHER_ID)
+    cache_entry(cache, LINKED_ID)
+    cache_entry(cache, HALF_ID, complete=False)  # no marker: not provably an entry
+    cache_entry(cache, "not-a-payload-id")
+    return host, cache
+
+
+def can_prune(host: Host) -> bool:
+    return shutil.which("flock", path=host.shell.path) is not None
+
+
+def test_cache_warmed_and_unused_payloads_removed(cached_host: tuple[Host, Path]) -> None:
+    host, cache = cached_host
+    proc = host.run(CNI_PLUGINS_CACHE_DIR=str(cache))
+    assert proc.returncode == 0, proc.stderr
+    assert (cache / NEW_ID / ".complete").is_file()  # the new payload is unpacked
+    kept = {p.name for p in cache.iterdir() if not p.name.startswith(".")}
+    assert {NEW_ID, OTHER_ID, LINKED_ID, HALF_ID, "not-a-payload-id"} <= kept
+    if can_prune(host):
+        assert OLD_ID not in kept
+        assert f"removed unused payload {OLD_ID}" in proc.stderr
+        assert not [p for p in cache.iterdir() if p.name.startswith(".trash-")]
+    else:  # a busybox-only userland has no flock(1): nothing is removed
+        assert OLD_ID in kept
+        assert "no flock(1): not pruning" in proc.stderr
+
+
+def test_cache_payload_in_use_is_kept(cached_host: tuple[Host, Path]) -> None:
+    host, cache = cached_host
+    if not can_prune(host):
+        pytest.skip("no flock(1) in this userland")
+    # a process running from an entry holds a shared lock on it (launcher.c open_entry)
+    fd = os.open(cache / OLD_ID, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        proc = host.run(CNI_PLUGINS_CACHE_DIR=str(cache))
+    finally:
+        os.close(fd)
+    assert proc.returncode == 0, proc.stderr
+    assert (cache / OLD_ID / ".complete").is_file()
+    assert f"kept payload {OLD_ID}" in proc.stderr
+    # released: the next run (e.g. the sidecar's start) removes it
+    proc = host.run(CNI_PLUGINS_CACHE_DIR=str(cache))
+    assert not (cache / OLD_ID).exists(), proc.stderr
+
+
+def test_cache_untouched_without_the_setting(cached_host: tuple[Host, Path]) -> None:
+    host, cache = cached_host
+    before = snapshot(cache)
+    proc = host.run()
+    assert proc.returncode == 0, proc.stderr
+    assert snapshot(cache) == before

@@ -12,7 +12,11 @@ The bulk runs in-process (``skel.run`` with injected environ/stdin/stdout, ~100x
 cheaper than an exec) in a worker that lives in the throwaway node namespace,
 in a private mount namespace where ``/var/lib/cni`` is an empty tmpfs (so even
 a default ``dataDir`` lands in a throwaway place); every ``EXEC_EVERY``-th
-example is exec'd through the real executable instead.  Path-valued keys only
+example is exec'd through the real executable instead.  Every environment
+points the built binaries' unpack cache at the world's
+(``CNI_PLUGINS_CACHE_DIR``; in-process runs exec real delegates too): the
+unpacked bundle is not the plugins' state, and files that still land in the
+default cache under /var/lib/cni are counted apart from the plugins' own.  Path-valued keys only
 ever get values inside the world's tmp directory (or relative ones, resolved in
 a tmp working directory), CNI_NETNS only the pod, the node itself, or things
 that are not a namespace, and CNI_PATH only the plugin directory: the fuzzer
@@ -63,6 +67,7 @@ class Spec:
     def __init__(self, raw: Json) -> None:
         self.tmp = Path(raw["tmp"])
         self.bin = Path(raw["bin"])
+        self.cache = Path(raw["cache"])
         self.node = str(raw["node"])
         self.pod = str(raw["pod"])
         self.subnet_file = Path(raw["subnet_file"])
@@ -551,7 +556,7 @@ def fuzz(spec: Spec, tally: Tally, plugin: str) -> None:
             stdin = json.dumps(draw(values)).encode()
         else:
             stdin = json.dumps(conf).encode().replace(b'"1.0.0"', b"NaN", 1)
-        environ = {"PATH": PATH}
+        environ = {"PATH": PATH, "CNI_PLUGINS_CACHE_DIR": str(spec.cache)}
         fuzz_env = draw(st.sampled_from([False, False, True]))
         for name, strategy, default in (
             ("CNI_COMMAND", commands, "ADD"),
@@ -597,9 +602,11 @@ def worker(spec: Spec) -> Json:
             tally.unclean.append(f"fuzzer crashed: {traceback.format_exc()[-3000:]}")
         summary[plugin] = tally.as_json()
     summary["seconds"] = time.monotonic() - started
-    summary["default_dirs_written"] = [
-        str(p) for p in Path("/var/lib/cni").rglob("*") if p.is_file()
-    ]
+    written = [p for p in Path("/var/lib/cni").rglob("*") if p.is_file()]
+    # The launcher's default unpack cache: the binaries' bundle, not plugin state.
+    cache = Path("/var/lib/cni/cni-plugins-py")
+    summary["default_dirs_written"] = [str(p) for p in written if not p.is_relative_to(cache)]
+    summary["default_cache_written"] = [str(p) for p in written if p.is_relative_to(cache)]
     return summary
 
 
@@ -618,6 +625,7 @@ def run_bad_input(world: World, *, examples: int, seed: int = 0) -> Json:
     spec = {
         "tmp": str(world.tmp / "fuzz"),
         "bin": str(world.bin),
+        "cache": str(world.cache_dir),
         "node": world.node,
         "pod": pod,
         "subnet_file": str(world.subnet_file),
@@ -671,7 +679,12 @@ def stdin_limit(world: World) -> Json:
         proc = subprocess.run(
             ["ip", "netns", "exec", world.node, str(world.bin / plugin)],
             input=big,
-            env={"PATH": PATH, "CNI_COMMAND": "STATUS", "CNI_PATH": str(world.bin)},
+            env={
+                "PATH": PATH,
+                "CNI_COMMAND": "STATUS",
+                "CNI_PATH": str(world.bin),
+                "CNI_PLUGINS_CACHE_DIR": str(world.cache_dir),
+            },
             capture_output=True,
             check=False,
             timeout=60,

@@ -49,7 +49,7 @@ class FaultStats:
 
     def settle(self, world: World, survived: bool, udp: set[int] | None = None) -> None:
         """Count one fault: survived if everything went right and the node is clean."""
-        wait_no_processes(world.bin)
+        wait_no_processes(world)
         left = world.leftovers(udp_ports=udp)
         self.leftovers += [f"{self.name}: {item}" for item in left]
         self.injected += 1
@@ -91,14 +91,14 @@ def kill_sweep(
                     answer = world.add(pod, kill=kill)
                     stats.clean(answer)
                     landed += any(a.killed for a in pod.answers)
-                    wait_no_processes(world.bin)
+                    wait_no_processes(world)
                     ok = stats.expect_ok(world.delete(pod), f"DEL after {target} ADD killed")
                 else:
                     ok = stats.expect_ok(world.add(pod), "ADD before a killed DEL")
                     answer = world.delete(pod, kill=kill)
                     stats.clean(answer)
                     landed += any(a.killed for a in pod.answers)
-                    wait_no_processes(world.bin)
+                    wait_no_processes(world)
                     ok = stats.expect_ok(world.delete(pod), f"DEL after {target} DEL killed") and ok
             finally:
                 world.del_netns(pod.ns)

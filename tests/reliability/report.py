@@ -1,13 +1,15 @@
 """The reliability report: load, faults and bad input in one command.
 
-    sudo .venv/bin/python -m tests.reliability.report [--quick] [--out reliability-report.md]
+    .venv/bin/python -m tests.reliability.report [--quick] [--out reliability-report.md]  # as root
 
 Every part builds its own throwaway node namespace (``cnit-rel-<tag>-node``)
 and tmp directories, and removes them at the end, also on failure.  The
-plugins are the source-tree executables (``--bin-dir`` to use another
-directory, e.g. dist/bin).  The report is markdown with the figures: pods
-added and deleted, concurrent peak, faults injected and survived, inputs
-tried, leftovers found, unclean answers, date and machine.  Exit status 0
+plugins are the built binaries of dist/bin (``--bin-dir`` for another
+directory, ``--source-tree`` for the source tree's script plugins); their
+unpack cache is a tmp directory of the run, shared by its worlds.  The
+report is markdown with the figures: pods added and deleted, concurrent
+peak, faults injected and survived, inputs tried, leftovers found, unclean
+answers, date and machine.  Exit status 0
 only when there are no leftovers, no unclean answers and every fault was
 survived.
 """
@@ -33,6 +35,7 @@ from tests.reliability.load import LoadStats, run_load
 from tests.reliability.world import World, script_plugins, sh
 
 Json = dict[str, Any]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Plan:
@@ -94,20 +97,26 @@ def run(quick: bool, bin_dir: Path | None = None, log: Callable[[str], None] = p
     tmp = Path(tempfile.mkdtemp(prefix="cnit-rel-"))
     out: Json = {"quick": quick}
     try:
-        bins = bin_dir or script_plugins(tmp / "bin")
+        bins = bin_dir.resolve() if bin_dir else script_plugins(tmp / "bin")
         out["bin_dir"] = str(bin_dir) if bin_dir else "source tree (tests.conftest script plugins)"
+        kw = {"cache_dir": tmp / "unpack-cache"}
         log(f"load: {plan.waves} wave(s) of {plan.pods} pods, {plan.concurrency} in flight")
         out["load"] = in_world(
             tmp,
             bins,
             "load",
             lambda w: run_load(w, pods=plan.pods, waves=plan.waves, concurrency=plan.concurrency),
+            **kw,
         )
         fault_stats: list[faults.FaultStats] = []
         log(f"faults: kills of the process group at {plan.kill_group_delays} ms")
         fault_stats.append(
             in_world(
-                tmp, bins, "kill-group", lambda w: faults.kill_sweep(w, plan.kill_group_delays)
+                tmp,
+                bins,
+                "kill-group",
+                lambda w: faults.kill_sweep(w, plan.kill_group_delays),
+                **kw,
             )
         )
         log(f"faults: kills of the plugin alone at {plan.kill_leader_delays} ms")
@@ -117,17 +126,20 @@ def run(quick: bool, bin_dir: Path | None = None, log: Callable[[str], None] = p
                 bins,
                 "kill-leader",
                 lambda w: faults.kill_sweep(w, plan.kill_leader_delays, group=False),
+                **kw,
             )
         )
         for name, scenario in faults.SCENARIOS.items():
             log(f"faults: {name}")
-            fault_stats.append(in_world(tmp, bins, name.replace(" ", "-"), scenario))
+            fault_stats.append(in_world(tmp, bins, name.replace(" ", "-"), scenario, **kw))
         log("faults: reboot")
-        fault_stats.append(in_world(tmp, bins, "reboot", faults.reboot, subnet="10.244.1.1/28"))
+        fault_stats.append(
+            in_world(tmp, bins, "reboot", faults.reboot, subnet="10.244.1.1/28", **kw)
+        )
         out["faults"] = fault_stats
         log(f"bad input: {plan.examples} examples per plugin")
         out["bad_input"] = in_world(
-            tmp, bins, "fuzz", lambda w: run_bad_input(w, examples=plan.examples)
+            tmp, bins, "fuzz", lambda w: run_bad_input(w, examples=plan.examples), **kw
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -251,8 +263,11 @@ def markdown(out: Json) -> str:
         "Stdin over 1 MiB, every binary exec'd: "
         + ", ".join(f"{k} code {v.get('code')}" for k, v in limit.items()),
         "",
-        f"Files written under the default /var/lib/cni (an empty tmpfs during the run):"
-        f" {len(bad.get('default_dirs_written', []))}",
+        "Files written under the default /var/lib/cni (an empty tmpfs during the run):"
+        f" {len(bad.get('default_dirs_written', []))} by the plugins (counted as node changed),"
+        f" {len(bad.get('default_cache_written', []))} by the launcher in its default unpack"
+        " cache cni-plugins-py (not plugin state; the run points CNI_PLUGINS_CACHE_DIR"
+        " at a tmp directory, so 0 unless an exec lost it)",
     ]
     findings = [
         f"* {name}: {item[:600]}"
@@ -271,12 +286,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.reliability.report")
     parser.add_argument("--quick", action="store_true", help="the short form (< 3 minutes)")
     parser.add_argument("--out", type=Path, default=Path("reliability-report.md"))
-    parser.add_argument("--bin-dir", type=Path, default=None)
+    parser.add_argument("--bin-dir", type=Path, default=REPO / "dist" / "bin")
+    parser.add_argument(
+        "--source-tree", action="store_true", help="run the source tree's plugins, not a bin dir"
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
-    out = run(args.quick, args.bin_dir, log=lambda m: print(m, file=sys.stderr, flush=True))
+    bin_dir = None if args.source_tree else args.bin_dir
+    if bin_dir is not None and not (bin_dir / "flannel").is_file():
+        print(
+            f"{bin_dir} has no built plugins: run build/build.py, or pass --source-tree",
+            file=sys.stderr,
+        )
+        return 2
+    out = run(args.quick, bin_dir, log=lambda m: print(m, file=sys.stderr, flush=True))
     text = markdown(out)
     args.out.write_text(text)
     print(text)

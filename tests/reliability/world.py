@@ -3,9 +3,12 @@
     node ns  cnit-rel-<tag>-node   cni0 10.244.1.1/24, iptables/nft/conntrack state
     pod ns   cnit-rel-<tag>-p<n>   eth0 from flannel -> bridge -> host-local, then portmap
 
-Plugins run under ``ip netns exec <node>`` from the source tree (or any bin dir
-holding the five binaries).  ``dataDir`` (flannel), ``ipam.dataDir``
-(host-local) and ``subnetFile`` live under a tmp directory of the world.
+Plugins run under ``ip netns exec <node>`` from any bin dir holding the five
+binaries (dist/bin, or the source tree's script plugins).  ``dataDir``
+(flannel), ``ipam.dataDir`` (host-local), ``subnetFile`` and the built
+binaries' unpack cache (``CNI_PLUGINS_CACHE_DIR``, shared by the worlds of one
+run when the caller passes one) live under tmp directories, never under
+/var/lib/cni.
 ``leftovers()`` lists everything of ours still on the node: links, addresses,
 reservations, saved flannel files, per-pod iptables/nft rules and chains,
 conntrack entries to our host ports, plugin processes.  Shared objects that
@@ -149,11 +152,14 @@ class World:
         ipmasq: bool = False,
         port_base: int = 30000,
         tag: str | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.tag = tag or secrets.token_hex(3)
         self.tmp = tmp
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.bin = bin_dir
+        # Where the built binaries unpack their bundle: not a plugin's state.
+        self.cache_dir = cache_dir or tmp / "unpack-cache"
         self.subnet = subnet
         self.port_base = port_base
         self.namespaces: list[str] = []
@@ -250,6 +256,7 @@ class World:
             "CNI_IFNAME": "eth0",
             "CNI_PATH": str(self.bin),
             "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=rel;K8S_POD_NAME=p{pod.n}",
+            "CNI_PLUGINS_CACHE_DIR": str(self.cache_dir),
             **self.extra_env,
         }
 
@@ -431,7 +438,7 @@ class World:
                 m = re.search(r"dport=(\d+)", line)
                 if m and int(m.group(1)) in udp_ports:
                     found.append(f"conntrack {line.strip()}")
-        found += [f"process {p}" for p in plugin_processes(self.bin)]
+        found += [f"process {p}" for p in plugin_processes(self.bin, self.cache_dir)]
         return found
 
 
@@ -470,20 +477,27 @@ def our_nft_rules(node: str) -> list[str]:
     return found
 
 
-def plugin_processes(bin_dir: Path) -> list[str]:
-    """Processes still running one of the plugins of ``bin_dir``."""
+def plugin_processes(bin_dir: Path, cache_dir: Path | None = None) -> list[str]:
+    """Processes still running one of the plugins of ``bin_dir``, told by what
+    they execute, not by their command line (the runner's own parents carry
+    ``--bin-dir dist/bin`` in theirs): a built binary's executable is in
+    ``bin_dir`` (the launcher) or in ``cache_dir`` (the unpacked bundle it
+    execs); a script plugin is its interpreter with the script, a file of
+    ``bin_dir``, as an argument."""
+    roots = [bin_dir.resolve()] + ([cache_dir.resolve()] if cache_dir else [])
+    scripts = {str(p) for p in bin_dir.iterdir()} | {str(p.resolve()) for p in bin_dir.iterdir()}
     found = []
-    needle = str(bin_dir).encode()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            exe = Path(os.readlink(f"/proc/{pid}/exe"))
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
-            continue
-        if needle in cmdline:
-            text = cmdline.replace(b"\0", b" ").decode(errors="replace")
-            found.append(f"{pid} {text}")
+            continue  # gone, or a kernel thread
+        words = [w.decode(errors="replace") for w in argv if w]
+        if any(exe.is_relative_to(root) for root in roots) or scripts.intersection(words[1:3]):
+            found.append(f"{pid} {' '.join(words)}")
     return found
 
 
@@ -494,9 +508,9 @@ def kill_group(pid: int) -> None:
         pass
 
 
-def wait_no_processes(bin_dir: Path, timeout: float = 10) -> None:
+def wait_no_processes(world: World, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
-    while plugin_processes(bin_dir) and time.monotonic() < deadline:
+    while plugin_processes(world.bin, world.cache_dir) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
