@@ -195,6 +195,21 @@ class Node:
             self.write_conflist(conflist)
             self.restart_containerd()
             self._remove_all_pods()
+        if any(self.inventory().values()):
+            self._wipe_network_state()
+
+    def _wipe_network_state(self) -> None:
+        """After a test whose pods could not be torn down (their DEL fails):
+        drop what they hold so the next test starts from a clean node."""
+        for sub in ("flannel", "results"):
+            for f in (self.var_lib_cni / sub).glob("*"):
+                f.unlink()
+        for f in (self.var_lib_cni / "networks" / NETWORK).glob("*"):
+            if re.fullmatch(r"[0-9.]+", f.name):
+                f.unlink()
+        for veth in self.inventory()["veths"]:
+            self.in_netns("ip", "link", "del", veth, check=False)
+        self.in_netns("nft", "flush", "ruleset")
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
