@@ -362,10 +362,12 @@ class Node:
             )
         pod = CtrPod(container, process, output)
         self.ctr_pods[container] = pod
+        started = time.monotonic()
         for _ in range(600):
             if process.poll() is not None:
                 raise AssertionError(f"ctr run {container} failed: {pod.output()}")
             if re.search(rf"^{container}\s+\d+\s+RUNNING", self.ctr("tasks", "ls").stdout, re.M):
+                self.timings.append((f"ctr run --cni {container}", time.monotonic() - started))
                 return pod
             time.sleep(0.05)
         raise AssertionError(f"ctr run {container}: task not running after 30 s")

@@ -7,6 +7,8 @@ then StopPodSandbox/RemovePodSandbox, whose DEL gets the cached prevResult."""
 from __future__ import annotations
 
 import ipaddress
+import shutil
+from pathlib import Path
 
 from tests.containerd.cri import SANDBOX_READY, PodSpec
 from tests.containerd.node import CONTAINERD_MARKS, NODE_IP, POD_SUBNET, Node
@@ -86,4 +88,20 @@ def test_two_pods_reach_each_other_by_pod_ip(node: Node) -> None:
     finally:
         for pod in pods:
             node.remove_pod(pod)
+    node.assert_clean()
+
+
+def test_first_pod_after_an_install_unpacks_the_plugins_once(node: Node) -> None:
+    """A fresh install (empty unpack cache): the first pod's execs unpack our
+    bundle, the next pods reuse it.  Both timings are recorded, not judged."""
+    cache = Path(node.env["CNI_PLUGINS_CACHE_DIR"])
+    shutil.rmtree(cache)
+    cache.mkdir()
+    cold = node.run_pod(PodSpec(name="cold"), app=False)
+    try:
+        assert any(cache.iterdir()), "our flannel ran without filling the unpack cache"
+        warm = node.run_pod(PodSpec(name="warm"), app=False)
+        node.remove_pod(warm)
+    finally:
+        node.remove_pod(cold)
     node.assert_clean()
