@@ -45,8 +45,6 @@ def session_node(
 ) -> Iterator[Node]:
     name: str = request.param
     plugins = plugin_set(name)
-    if shutil.which("containerd") is None:
-        pytest.skip("containerd is not installed")
     root = tmp_path_factory.mktemp(f"containerd-{name}")
     node = Node(root, plugins, name)
     try:

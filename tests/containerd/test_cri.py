@@ -27,9 +27,10 @@ def test_pod_gets_an_address_answers_on_it_and_stop_remove_leaves_nothing(node: 
         annotations={"example.com/owner": "tests"},
     )
     pod = node.run_pod(spec)
+    cri = node.cri
+    assert cri is not None
     try:
-        assert node.cri is not None
-        status = node.cri.pod_sandbox_status(pod.sandbox_id)
+        status = cri.pod_sandbox_status(pod.sandbox_id)
         assert status.state == SANDBOX_READY
         assert ipaddress.ip_address(status.ip) in ipaddress.ip_network(POD_SUBNET)
         assert status.additional_ips == []
@@ -41,15 +42,15 @@ def test_pod_gets_an_address_answers_on_it_and_stop_remove_leaves_nothing(node: 
         ]
         assert node.http_get(status.ip) == "plain"
         # containerd's separate loopback network brought lo up in the pod
-        lo = node.cri.exec_sync(pod.container_id, ["ip", "-o", "link", "show", "lo"])
+        lo = cri.exec_sync(pod.container_id, ["ip", "-o", "link", "show", "lo"])
         assert lo.exit_code == 0 and ",UP," in lo.stdout.decode(), lo
     finally:
-        node.cri.stop_pod_sandbox(pod.sandbox_id) if node.cri else None
+        cri.stop_pod_sandbox(pod.sandbox_id)
     # kubelet calls StopPodSandbox more than once; the repeated DEL must succeed
-    node.cri.stop_pod_sandbox(pod.sandbox_id)
+    cri.stop_pod_sandbox(pod.sandbox_id)
     node.assert_clean()
-    node.cri.remove_pod_sandbox(pod.sandbox_id)
-    assert pod.sandbox_id not in node.cri.list_pod_sandboxes()
+    cri.remove_pod_sandbox(pod.sandbox_id)
+    assert pod.sandbox_id not in cri.list_pod_sandboxes()
     node.assert_clean()
 
 
