@@ -39,14 +39,20 @@ POD_SUBNET = "10.244.1.0/24"
 POD_PREFIX = "10.244.1."
 NETWORK = "cbr0"
 UPLINK_PEER = "uplink0"
-SUBNET_ENV = (
-    "FLANNEL_NETWORK=10.244.0.0/16\n"
-    "FLANNEL_SUBNET=10.244.1.1/24\n"
-    "FLANNEL_MTU=1450\n"
-    # as flanneld --ip-masq (the shipped manifest) writes it: flanneld masquerades,
-    # so flannel turns the bridge delegate's ipMasq off
-    "FLANNEL_IPMASQ=true\n"
-)
+
+
+def subnet_env(ipmasq: bool = True) -> str:
+    """/run/flannel/subnet.env as flanneld writes it.  ipmasq true is flanneld
+    --ip-masq (the shipped manifest): flanneld masquerades, so flannel turns the
+    bridge delegate's ipMasq off; false makes the bridge masquerade per pod."""
+    return (
+        "FLANNEL_NETWORK=10.244.0.0/16\n"
+        "FLANNEL_SUBNET=10.244.1.1/24\n"
+        "FLANNEL_MTU=1450\n"
+        f"FLANNEL_IPMASQ={str(ipmasq).lower()}\n"
+    )
+
+
 # Every containerd test module: needs root, and containerd + ctr + runc.
 CONTAINERD_MARKS = [
     pytest.mark.containerd,
@@ -91,19 +97,33 @@ def runtime_conflist(shipped: str, runtime_version: str = RUNTIME_CNI_VERSION) -
     return json.dumps(conf, indent=2)
 
 
+# Runs in the node's fresh mount namespace.  cover DIR SRC binds SRC over DIR;
+# a DIR the host lacks (a fresh machine may have no /etc/cni/net.d, /opt/cni or
+# /var/lib/cni) is made in an overlay of its nearest existing parent, whose
+# upper layer is in the temp dir, so the host's tree is never written.
 _SETUP = """set -eu
+n=0
+cover() {
+    if [ ! -d "$1" ]; then
+        parent=$1
+        while [ ! -d "$parent" ]; do parent=$(dirname "$parent"); done
+        n=$((n + 1))
+        mkdir -p "$T/overlay/$n/upper" "$T/overlay/$n/work"
+        mount -t overlay overlay \
+            -o "lowerdir=$parent,upperdir=$T/overlay/$n/upper,workdir=$T/overlay/$n/work" "$parent"
+        mkdir -p "$1"
+    fi
+    mount --bind "$2" "$1"
+}
 mount --rbind /sys/fs/cgroup "$T/cgroup-move"
 mount -t sysfs sysfs /sys
 mount --move "$T/cgroup-move" /sys/fs/cgroup
 mount -t tmpfs -o mode=755 tmpfs /run
-mkdir /run/flannel
-mount --bind "$T/run-flannel" /run/flannel
-mount --bind "$T/net.d" /etc/cni/net.d
-mount -t tmpfs -o mode=755 tmpfs /opt
-mkdir -p /opt/cni/bin
-mount --bind "$T/bin" /opt/cni/bin
-mount --bind "$T/usr-lib-cni" /usr/lib/cni
-mount --bind "$T/var-lib-cni" /var/lib/cni
+cover /run/flannel "$T/run-flannel"
+cover /etc/cni/net.d "$T/net.d"
+cover /opt/cni/bin "$T/bin"
+cover /usr/lib/cni "$T/usr-lib-cni"
+cover /var/lib/cni "$T/var-lib-cni"
 echo ready
 exec sleep infinity
 """
@@ -158,7 +178,8 @@ class Node:
             "unpack-cache",
         ):  # fmt: skip
             (root / d).mkdir()
-        (root / "run-flannel" / "subnet.env").write_text(SUBNET_ENV)
+        self.subnet_env = root / "run-flannel" / "subnet.env"
+        self.subnet_env.write_text(subnet_env())
         self.install_plugins(plugins)
         self.write_conflist(runtime_conflist(shipped_conflist()))
         (root / "containerd.toml").write_text(_CONFIG.format(t=root, image=IMAGE))
@@ -195,6 +216,7 @@ class Node:
             self.write_conflist(conflist)
             self.restart_containerd()
             self._remove_all_pods()
+        self.subnet_env.write_text(subnet_env())
         if any(self.inventory().values()):
             self._wipe_network_state()
 

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from tests.containerd.cri import SANDBOX_READY, PodSpec
-from tests.containerd.node import CONTAINERD_MARKS, NODE_IP, POD_SUBNET, Node
+from tests.containerd.node import CONTAINERD_MARKS, NODE_IP, POD_SUBNET, Node, subnet_env
 
 pytestmark = CONTAINERD_MARKS
 
@@ -70,6 +70,20 @@ def test_host_port_answers_on_node_ip_localhost_and_hairpin(node: Node) -> None:
             ["timeout", "10", "wget", "-q", "-O", "-", f"http://{NODE_IP}:{HOST_PORT}/"],
         )
         assert (hairpin.exit_code, hairpin.stdout.decode().strip()) == (0, "hostport"), hairpin
+    finally:
+        node.remove_pod(pod)
+    node.assert_clean()
+
+
+def test_bridge_masquerade_per_pod_is_removed_by_stop(node: Node) -> None:
+    """FLANNEL_IPMASQ=false: the bridge delegate masquerades the pod's traffic
+    itself; StopPodSandbox's DEL (real netns path, cached prevResult) removes it."""
+    node.subnet_env.write_text(subnet_env(ipmasq=False))
+    pod = node.run_pod(PodSpec(name="masq"), app=False)
+    try:
+        nat = node.in_netns("iptables-save", "-t", "nat").stdout.splitlines()
+        masq = [line for line in nat if pod.sandbox_id in line and "-j MASQUERADE" in line]
+        assert masq, f"no masquerade rule for the pod in {nat}"
     finally:
         node.remove_pod(pod)
     node.assert_clean()
