@@ -1,16 +1,18 @@
 """A throwaway Kubernetes-like node run by a private containerd.
 
-The node is a network namespace (``cnit-ctd-<random>``, a dummy ``eth0`` with
-NODE_IP) plus a private mount namespace held open by a ``sleep`` process.  In
-that mount namespace the paths containerd, ``ctr`` and the plugins hard-code are
-covered by directories of the node's temp dir: a tmpfs on /run (containerd's
-/run/containerd, flannel's /run/flannel), binds over /etc/cni/net.d,
-/opt/cni/bin, /usr/lib/cni and /var/lib/cni, and a fresh sysfs (so /sys/class/net
-shows the node's links) with the host's cgroup hierarchies moved back under it.
-containerd runs in both namespaces with its root, state and socket in the temp
-dir, so it can be killed and restarted while pods run.  Teardown kills every
-process left in the mount namespace by pid and deletes the network namespace;
-nothing on the host changes.
+The node is a network namespace (``cnit-ctd-<random>``; its uplink ``eth0``,
+one end of a veth pair inside the node, holds NODE_IP) plus a private mount
+namespace held open by a ``sleep`` process.  In that mount namespace the paths
+containerd, ``ctr`` and the plugins hard-code are covered by directories of the
+node's temp dir: a tmpfs on /run (containerd's /run/containerd, flannel's
+/run/flannel), binds over /etc/cni/net.d, /opt/cni/bin, /usr/lib/cni and
+/var/lib/cni, and a fresh sysfs (so /sys/class/net shows the node's links) with
+the host's cgroup hierarchies moved back under it.  containerd runs in both
+namespaces with its root, state and socket in the temp dir, so it can be killed
+and restarted while pods run; every container goes in a cgroup under the node's
+own parent.  Teardown kills what is left in the mount namespace and in those
+cgroups by pid, removes the cgroups and deletes the network namespace; the
+mounts go with the mount namespace, and nothing on the host changes.
 """
 
 from __future__ import annotations
@@ -330,7 +332,8 @@ class Node:
     def _remove_cgroups(self) -> None:
         """Kill what is left in the node's cgroups (container processes live in
         their own mount namespaces), then remove the cgroups, deepest first."""
-        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        root = Path("/sys/fs/cgroup")  # cgroup2 itself, or a tmpfs of v1 hierarchies
+        for hierarchy in (root, *(d for d in root.iterdir() if d.is_dir())):
             top = hierarchy / self.cgroup_parent.lstrip("/")
             if not top.is_dir():
                 continue
@@ -405,27 +408,29 @@ class Node:
             raise AssertionError(f"ctr run {pod.name} did not exit: {pod.output()}") from None
         self.ctr_pods.pop(pod.name, None)
 
-    def in_netns(self, *argv: str, check: bool = True) -> Completed:
+    def in_netns(self, *argv: str, check: bool = True, timeout: float = 20) -> Completed:
         """Run a host tool in the node's network namespace."""
         done = subprocess.run(
             ["nsenter", f"--net=/run/netns/{self.netns}", *argv],
-            check=False, capture_output=True, text=True, timeout=20, env={"PATH": PATH},
+            check=False, capture_output=True, text=True, timeout=timeout, env={"PATH": PATH},
         )  # fmt: skip
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
         return done
 
-    def http_get(self, host: str, port: int = 80, attempts: int = 50) -> str:
-        """GET / from the node's network namespace; retried while the pod's
-        httpd starts (busybox wget: its -T option crashes busybox 1.35 here,
-        so the bound is the subprocess timeout)."""
+    def http_get(self, host: str, port: int = 80, within: float = 15) -> str:
+        """GET / from the node's network namespace, retried for ``within``
+        seconds while the pod's httpd starts.  (busybox wget's own -T timeout
+        crashes busybox 1.35 here, so each try is bounded by its process.)"""
         url = f"http://{host}:{port}/"
+        deadline = time.monotonic() + within
         error = ""
-        for _ in range(attempts):
+        while time.monotonic() < deadline:
+            argv = ("/bin/busybox", "wget", "-q", "-O", "-", url)
             try:
-                done = self.in_netns("/bin/busybox", "wget", "-q", "-O", "-", url, check=False)
+                done = self.in_netns(*argv, check=False, timeout=5)
             except subprocess.TimeoutExpired:
-                error = "timed out"
+                error = "no answer within 5 s"
                 continue
             if done.returncode == 0:
                 return done.stdout.strip()
