@@ -67,15 +67,21 @@ def plugin_stdin(  # noqa: PLR0917 - libcni's buildOneConfig, argument for argum
         config["prevResult"] = prev_result
     for key, value in (extra or {}).items():
         config[key] = value
-    if rt is not None:
-        runtime = {
-            cap: rt.capability_args[cap]
-            for cap, wanted in plugin.capabilities.items()
-            if wanted and cap in rt.capability_args
-        }
-        if runtime:
-            config["runtimeConfig"] = runtime
-    return go_marshal(config)
+    runtime = {
+        cap: rt.capability_args[cap]
+        for cap, wanted in plugin.capabilities.items()
+        if rt is not None and wanted and cap in rt.capability_args
+    }
+    if runtime:
+        # a second re-marshal in libcni: prevResult's keys get sorted too
+        config["runtimeConfig"] = runtime
+        return go_marshal(config)
+    # Go marshals the injected prevResult as a struct: in field order
+    body = ",".join(
+        jsonio.dumps(key) + ":" + jsonio.dumps(value, sort_keys=key != "prevResult", compact=True)
+        for key, value in sorted(config.items())
+    )
+    return ("{" + body + "}").encode()
 
 
 def environment(command: str, rt: RuntimeConf, paths: list[str]) -> dict[str, str]:
