@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what building and testing need on a Debian 12 machine (run as root):
 # kernel tools for namespaces and firewalls, Debian's Go CNI plugins (the
-# reference the tests compare against), and a venv with the locked Python tools.
+# reference the tests compare against), Go and the libcni sources (the reference
+# cnitool the cnitool tests build offline) and a venv with the locked Python tools.
 set -eu
 cd "$(dirname "$0")/.."
 

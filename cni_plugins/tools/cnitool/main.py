@@ -8,7 +8,10 @@ CAP_ARGS (a JSON object) are passed on.  The container ID is derived from the
 absolute netns path.  ADD prints the result (JSON, 4-space indent, as Go's
 Result.Print); any failure prints the error on stderr and exits 1.
 
-One addition: CNITOOL_CACHE_DIR moves libcni's cache (default /var/lib/cni).
+Two additions: CNITOOL_CACHE_DIR moves libcni's cache (default /var/lib/cni);
+run without arguments under ``CNI_COMMAND=VERSION`` it answers as a plugin
+would (the spec versions it drives), because it ships in the plugin directory
+and installers such as install-cni.sh check every binary there that way.
 """
 
 from __future__ import annotations
@@ -77,7 +80,16 @@ def parse_argv(argv: list[str]) -> tuple[list[str], str]:
     return positional, ifname
 
 
+def version_info() -> str:
+    from cni_plugins.spec.version import CURRENT, SUPPORTED_VERSIONS
+
+    return jsonio.dumps({"cniVersion": CURRENT, "supportedVersions": list(SUPPORTED_VERSIONS)})
+
+
 def run(argv: list[str], environ: Mapping[str, str]) -> int:
+    if not argv and environ.get("CNI_COMMAND") == "VERSION":
+        sys.stdout.write(version_info() + "\n")
+        return 0
     positional, ifname = parse_argv(argv)
     command, name, netns = positional[:3]
     netdir = environ.get("NETCONFPATH", "") or runtime.DEFAULT_NETCONFPATH

@@ -244,6 +244,25 @@ def test_our_plugins_through_flannel_and_portmap(
     assert node.ok(BIN / "cnitool", "del", BIN) == ""
 
 
+def test_the_binary_passes_install_cnis_version_check(tmp_path: Path) -> None:
+    """install-cni.sh installs every binary of dist/bin after a VERSION call."""
+    assert BIN is not None
+    env = {"PATH": PATH, "CNI_COMMAND": "VERSION", "CNI_PLUGINS_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [str(BIN / "cnitool")],
+        input=b'{"cniVersion":"1.1.0"}',
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "1.1.0" in json.loads(proc.stdout)["supportedVersions"]
+    usage = subprocess.run(
+        [str(BIN / "cnitool")], env=env | {"CNI_COMMAND": ""}, capture_output=True, check=False
+    )
+    assert usage.returncode == 1 and b"<net> <netns>" in usage.stderr
+
+
 def test_check_without_an_add_is_the_plugins_error(
     tmp_path: Path, make_node: Callable[[dict[str, Any]], Node]
 ) -> None:

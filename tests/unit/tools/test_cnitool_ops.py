@@ -387,3 +387,14 @@ def test_the_command_line_prints_the_result_and_exits_like_upstream(tmp_path: Pa
         usage = cnitool(*argv, env=env)
         assert usage.returncode == 1 and "usage" not in usage.stdout
         assert "add    <net> <netns>" in usage.stderr
+
+
+def test_a_version_probe_without_arguments_is_answered_like_a_plugin(tmp_path: Path) -> None:
+    """install-cni.sh checks every binary of the plugin directory this way."""
+    proc = cnitool(env={"CNI_COMMAND": "VERSION"})
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["cniVersion"] == "1.1.0"
+    assert {"0.4.0", "1.0.0", "1.1.0"} <= set(info["supportedVersions"])
+    # with arguments the environment's CNI_COMMAND means nothing to cnitool
+    assert cnitool("frob", env={"CNI_COMMAND": "VERSION"}).returncode == 1
