@@ -26,7 +26,6 @@ from cni_plugins.tools.cnitool.errors import PluginError, ToolError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Any
 
     from cni_plugins.tools.cnitool.conflist import PluginConf
@@ -52,21 +51,19 @@ def find_in_path(plugin_type: str, paths: list[str]) -> str:
     raise ToolError(f"failed to find plugin {go_quote(plugin_type)} in path [{' '.join(paths)}]")
 
 
-def plugin_stdin(  # noqa: PLR0917 - libcni's buildOneConfig, argument for argument
+def plugin_stdin(
     plugin: PluginConf,
     name: str,
     cni_version: str,
     prev_result: dict[str, Any] | None,
     rt: RuntimeConf | None,
-    extra: Mapping[str, Any] | None = None,
 ) -> bytes:
+    """libcni's buildOneConfig; ``rt`` None for GC and STATUS (no runtimeConfig)."""
     config = jsonio.loads(plugin.bytes)
     config["name"] = name
     config["cniVersion"] = cni_version
     if prev_result is not None:
         config["prevResult"] = prev_result
-    for key, value in (extra or {}).items():
-        config[key] = value
     runtime = {
         cap: rt.capability_args[cap]
         for cap, wanted in plugin.capabilities.items()
