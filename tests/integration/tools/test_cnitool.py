@@ -321,3 +321,45 @@ def test_the_reference_and_ours_agree_and_share_the_cache(
     assert normalized(results["ours"]) == normalized(results["go"])
     assert caches["ours"] == caches["go"]
     assert caches["ours"]["kind"] == "cniCacheV1" and caches["ours"]["containerId"] == node.cid
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (("add", "n", "/run/netns/none"), {}),
+        (("add", "zz", "/run/netns/none"), {}),
+        (("check", "old", "/run/netns/none"), {}),
+        (("del", "n", "/run/netns/none"), {}),
+        (("add", "n", "/run/netns/none"), {"CNI_ARGS": "a=b;c"}),
+        (("add", "n", "/run/netns/none"), {"CAP_ARGS": "{nope"}),
+    ],
+)
+def test_errors_read_as_the_references(
+    tmp_path: Path, go_cnitool: Path, argv: tuple[str, ...], env: dict[str, str]
+) -> None:
+    assert BIN is not None
+    (tmp_path / "net.d").mkdir()
+    for name, version in (("n", "1.0.0"), ("old", "0.3.1")):
+        (tmp_path / "net.d" / f"{name}.conflist").write_text(
+            json.dumps({"cniVersion": version, "name": name, "plugins": [{"type": "nosuch"}]})
+        )
+    full = {
+        "PATH": PATH,
+        "NETCONFPATH": str(tmp_path / "net.d"),
+        "CNI_PATH": f"{GO_PLUGINS}:{tmp_path}",
+        "CNITOOL_CACHE_DIR": str(tmp_path / "libcni"),
+        "CNI_PLUGINS_CACHE_DIR": str(tmp_path / "bundle-cache"),
+        **env,
+    }
+    procs = [
+        subprocess.run([str(t), *argv], env=full, capture_output=True, text=True, check=False)
+        for t in (go_cnitool, BIN / "cnitool")
+    ]
+    assert procs[0].returncode == procs[1].returncode == 1
+    if "CAP_ARGS" in env:  # Go's and Python's JSON parsers word it differently
+        assert procs[1].stderr.startswith("CAP_ARGS: ")
+    else:
+        assert procs[1].stderr == procs[0].stderr
+    assert procs[0].stdout == procs[1].stdout == ""
+    assert not (tmp_path / "libcni").exists()
