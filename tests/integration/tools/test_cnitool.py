@@ -263,6 +263,23 @@ def test_the_binary_passes_install_cnis_version_check(tmp_path: Path) -> None:
     assert usage.returncode == 1 and b"<net> <netns>" in usage.stderr
 
 
+def test_gc_releases_every_cached_attachment_and_status_asks_the_plugins(
+    tmp_path: Path, make_node: Callable[[dict[str, Any]], Node]
+) -> None:
+    """libcni 1.1.2 has neither verb: these run against our plugins only."""
+    assert BIN is not None
+    node = make_node(dict(flannel_list(tmp_path), cniVersion="1.1.0"))
+    assert node.ok(BIN / "cnitool", "status", BIN) == ""
+    node.ok(BIN / "cnitool", "add", BIN)
+    assert node.cache_files() == [f"cbr0-{node.cid}-eth0"]
+    assert node.ok(BIN / "cnitool", "gc", BIN) == ""
+    assert node.cache_files() == []
+    assert node.leftovers() == []
+    (tmp_path / "subnet.env").unlink()  # flanneld has not written its lease
+    proc = node.cnitool(BIN / "cnitool", "status", BIN)
+    assert proc.returncode == 1 and "subnet.env" in proc.stderr, proc.stderr
+
+
 def test_check_without_an_add_is_the_plugins_error(
     tmp_path: Path, make_node: Callable[[dict[str, Any]], Node]
 ) -> None:
