@@ -18,7 +18,6 @@ before cniCacheV1).
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 
 from cni_plugins.spec import jsonio
@@ -41,7 +40,7 @@ KIND = "cniCacheV1"
 class Attachment:
     """One cache file, as GetCachedAttachments reports it."""
 
-    __slots__ = ("capability_args", "cni_args", "config", "container_id", "ifname", "netns")
+    __slots__ = ("capability_args", "cni_args", "container_id", "ifname", "netns")
 
     def __init__(self, raw: dict[str, Any]) -> None:
         self.container_id = str(raw.get("containerId", ""))
@@ -49,7 +48,6 @@ class Attachment:
         self.netns = str(raw.get("netns", ""))
         self.cni_args = [(str(k), str(v)) for k, v in raw.get("cniArgs") or []]
         self.capability_args: dict[str, Any] = raw.get("capabilityArgs") or {}
-        self.config = raw.get("config", "")
 
     def runtime_conf(self) -> RuntimeConf:
         return RuntimeConf(
@@ -151,11 +149,3 @@ class Cache:
                 continue
             found.append((str(raw["networkName"]), Attachment(raw)))
         return found
-
-
-def decode_config(value: object) -> bytes:
-    """The ``config`` field back to the list's bytes."""
-    try:
-        return base64.b64decode(str(value), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ToolError(f"cached config is not base64: {exc}") from None
