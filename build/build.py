@@ -1,4 +1,4 @@
-"""Build the five plugin binaries into dist/bin/: one launcher + one shared bundle.
+"""Build the plugin and tool binaries into dist/bin/: one launcher + one shared bundle.
 
     python build/build.py [--out dist/bin] [plugin ...]
 
@@ -39,7 +39,7 @@ BUILD = REPO / "build"
 WORK = BUILD / "_work"
 sys.path.insert(0, str(REPO))
 
-from cni_plugins.plugins import BINARIES  # noqa: E402 - needs REPO on sys.path
+from cni_plugins.plugins import BINARIES, TOOLS  # noqa: E402 - needs REPO on sys.path
 
 # binary name -> module in cni_plugins.plugins
 PLUGINS = BINARIES
@@ -120,7 +120,8 @@ def build_setns_extension() -> Path:
 
 
 def build_bundle(modules: dict[str, str], version: str, ext_dir: Path) -> Path:
-    """The onedir bundle, plus a symlink per plugin name to its executable."""
+    """The onedir bundle, plus a symlink per binary name to its executable;
+    ``modules`` maps binary names to their (dotted) entry modules."""
     entry_dir = WORK / "entry"
     entry_dir.mkdir(parents=True, exist_ok=True)
     entry = entry_dir / f"{BUNDLE}.py"
@@ -147,7 +148,7 @@ def build_bundle(modules: dict[str, str], version: str, ext_dir: Path) -> Path:
         "WARN",
     ]
     for module in modules.values():
-        args += ["--hidden-import", f"cni_plugins.plugins.{module}"]
+        args += ["--hidden-import", module]
     args += ["--paths", str(ext_dir), "--hidden-import", SETNS_MODULE]
     for name in EXCLUDES:
         args += ["--exclude-module", name]
@@ -442,14 +443,15 @@ def main() -> int:
     available = {
         b: m for b, m in PLUGINS.items() if (REPO / "cni_plugins" / "plugins" / f"{m}.py").exists()
     }
-    wanted = ns.plugins or sorted(available)
-    unknown = [p for p in wanted if p not in available]
+    entries = {b: f"cni_plugins.plugins.{m}" for b, m in available.items()} | TOOLS
+    wanted = ns.plugins or sorted(entries)
+    unknown = [p for p in wanted if p not in entries]
     if unknown:
-        parser.error(f"no such plugin: {', '.join(unknown)} (have: {', '.join(available)})")
+        parser.error(f"no such binary: {', '.join(unknown)} (have: {', '.join(entries)})")
     version = version_string()
     launcher = build_launcher().read_bytes()
     shutil.rmtree(WORK / "bundle", ignore_errors=True)
-    bundle = build_bundle(available, version, build_setns_extension())
+    bundle = build_bundle(entries, version, build_setns_extension())
     payload, unpacked = pack(bundle)
     digest = hashlib.sha256(payload).hexdigest().encode()
     crc = zlib.crc32(payload)
@@ -460,11 +462,12 @@ def main() -> int:
         built.append(write_binary(ns.out, name, launcher, payload, trailer))
     shutil.rmtree(WORK / "pyi", ignore_errors=True)
     shutil.rmtree(WORK / "bundle", ignore_errors=True)
-    check_one_exec(built[0])
+    plugins = [path for path in built if path.name in available]  # tools have no VERSION
+    check_one_exec(plugins[0] if plugins else built[0])
     print(f"\nbuilt {len(built)} binaries, version {version}, payload id {digest.decode()[:16]}")
     print(f"into {ns.out}; launcher {len(launcher) // 1024} KiB")
     if not ns.no_timing:
-        report(built, len(payload), unpacked)
+        report(plugins, len(payload), unpacked)
     return 0
 
 

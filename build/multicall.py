@@ -90,11 +90,12 @@ def _install_bundled_code() -> None:
 if getattr(sys, "frozen", False):
     _install_bundled_code()
 
-from cni_plugins.plugins import BINARIES  # noqa: E402 - after the finder
+from cni_plugins.plugins import BINARIES, TOOLS  # noqa: E402 - after the finder
 
 # binary name -> module in cni_plugins.plugins (build.py gives PyInstaller these
 # modules as hidden imports: the imports below are dynamic)
 PLUGINS = BINARIES
+# TOOLS: tool name -> its entry module (cnitool); they exec their plugins
 
 BUILD_VERSION: str | None = None
 
@@ -177,10 +178,12 @@ def unknown_name(name: str) -> int:
     import json
 
     valid = ", ".join(sorted(PLUGINS))
+    tools = ", ".join(sorted(TOOLS))
     err = {
         "cniVersion": "1.1.0",
         "code": ERR_INTERNAL,
-        "msg": f"unknown plugin name {name!r}: this multicall binary runs one of {valid}",
+        "msg": f"unknown plugin name {name!r}: this multicall binary runs one of {valid}"
+        f" (and the tools {tools})",
         "details": "argv[0] names the plugin to run; the launcher sets it from its build",
     }
     sys.stdout.write(json.dumps(err, indent=4) + "\n")
@@ -191,16 +194,22 @@ def unknown_name(name: str) -> int:
 def main() -> None:
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     module = PLUGINS.get(name)
-    if module is None:
+    tool = TOOLS.get(name)
+    if module is None and tool is None:
         sys.exit(unknown_name(name))
     if getattr(sys, "frozen", False):
         _release_cache_lock_fd()
-        if module in ("flannel", "bridge"):  # the plugins that delegate
-            _install_in_process_delegation()
     if BUILD_VERSION is not None:
         import cni_plugins
 
         cni_plugins.__version__ = BUILD_VERSION
+    if tool is not None:
+        __import__(tool)
+        sys.modules[tool].main()
+        return
+    assert module is not None
+    if getattr(sys, "frozen", False) and module in ("flannel", "bridge"):
+        _install_in_process_delegation()  # the plugins that delegate
     __import__(f"cni_plugins.plugins.{module}")
     sys.modules[f"cni_plugins.plugins.{module}"].main()
 

@@ -1,12 +1,14 @@
 #!/bin/sh
 # Install what building and testing need on a Debian 12 machine (run as root):
 # kernel tools for namespaces and firewalls, containerd + runc (tests/containerd
-# drive the plugins through it), Debian's Go CNI plugins (the reference the tests
-# compare against), and a venv with the locked Python tools.
+# drive the plugins through it), podman (tests/install builds and runs the
+# image), Debian's Go CNI plugins (the reference the tests compare against), Go
+# and the libcni sources (the reference cnitool the cnitool tests build offline)
+# and a venv with the locked Python tools.
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="iproute2 iputils-ping time strace gcc zlib1g-dev python3-dev patchelf iptables nftables conntrack containernetworking-plugins busybox-static dash shellcheck python3-venv podman containerd runc util-linux"
+PACKAGES="iproute2 iputils-ping time strace gcc zlib1g-dev python3-dev patchelf iptables nftables conntrack containernetworking-plugins busybox-static dash shellcheck python3-venv podman containerd runc util-linux golang-go golang-github-appc-cni-dev"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

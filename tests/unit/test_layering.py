@@ -1,7 +1,9 @@
 """The import direction of DESIGN.md section 2, and lean plugin import graphs.
 
 spec -> nothing of ours; linux -> spec; domain packages (ipam, bridge, portmap,
-flannel) -> spec, linux; plugins -> anything; nothing imports plugins.
+flannel) -> spec, linux; plugins -> anything but tools; tools (operator tools
+such as cnitool) -> spec, linux, domain packages; nothing imports plugins or
+tools.
 PyInstaller bundles exactly the import graph, so this also decides what each
 binary carries and pays for at every exec.
 """
@@ -24,6 +26,7 @@ ALLOWED = {
     "portmap": {"spec", "linux", "portmap"},
     "flannel": {"spec", "linux", "flannel"},
     "plugins": {"spec", "linux", "ipam", "bridge", "portmap", "flannel", "plugins"},
+    "tools": {"spec", "linux", "ipam", "bridge", "portmap", "flannel", "tools"},
 }
 # Only our own code and a lean slice of the stdlib may load at plugin run time.
 FORBIDDEN_AT_RUNTIME = (
@@ -160,3 +163,21 @@ def test_version_loads_no_verb_machinery(plugin: str) -> None:
     loaded = loaded_modules(f"cni_plugins.plugins.{plugin}")
     verbs = ("cni_plugins.linux.", "cni_plugins.spec.args", "cni_plugins.spec.convert")
     assert sorted(m for m in loaded if m.startswith(verbs)) == []
+
+
+def test_tools_are_registered_apart_from_the_plugins() -> None:
+    """TOOLS names entry modules that exist and have a main(); no tool shadows
+    a plugin, and the plugins' registry only names tools (never imports them)."""
+    from cni_plugins.plugins import BINARIES, TOOLS
+
+    assert TOOLS
+    assert not set(TOOLS) & set(BINARIES)
+    for module in TOOLS.values():
+        path = source_of(module)
+        assert path is not None, module
+        assert layer_of(module) == "tools"
+        assert "main" in {
+            n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)
+        }
+    registry = PACKAGE / "plugins" / "__init__.py"
+    assert not [m for m in imports_of(registry) if layer_of(m) == "tools"]
