@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import GO_PLUGINS, built_bin_dir
 from tests.containerd.image import write_docker_archive
-from tests.containerd.node import Node, runtime_conflist, shipped_conflist
+from tests.containerd.node import Node, shipped_conflist
 
 PLUGINS = ("flannel", "bridge", "host-local", "loopback", "portmap")
 BIN_SETS = ("ours", "go")
@@ -63,4 +63,4 @@ def node(session_node: Node) -> Iterator[Node]:
     """The session's node, put back as it was after each test: pods removed,
     the shipped conflist and the set's own plugins, containerd running."""
     yield session_node
-    session_node.reset(plugin_set(session_node.label), runtime_conflist(shipped_conflist()))
+    session_node.reset(plugin_set(session_node.label), shipped_conflist())

@@ -17,7 +17,6 @@ mounts go with the mount namespace, and nothing on the host changes.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -75,28 +74,6 @@ def shipped_conflist() -> str:
             assert isinstance(text, str)
             return text
     raise AssertionError("deploy/kube-flannel.yml has no cni-conf.json")
-
-
-# containerd 1.6's libcni (v1.1) predates ``cniVersions`` (libcni 1.2) and
-# rejects results newer than 1.0.0 ("unsupported CNI result version"), so the
-# shipped conflist's ``"cniVersion": "1.1.0"`` fails every ADD there.
-RUNTIME_CNI_VERSION = "1.0.0"
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
-
-
-def runtime_conflist(shipped: str, runtime_version: str = RUNTIME_CNI_VERSION) -> str:
-    """The shipped conflist as a cniVersions-aware runtime reads it: cniVersion
-    becomes the highest of cniVersion + cniVersions the runtime supports
-    (what libcni >= 1.2 injects); everything else is unchanged."""
-    conf = json.loads(shipped)
-    offered = [conf["cniVersion"], *conf.get("cniVersions", [])]
-    usable = [v for v in offered if _version_key(v) <= _version_key(runtime_version)]
-    assert usable, f"the shipped conflist offers no CNI version <= {runtime_version}: {offered}"
-    conf["cniVersion"] = max(usable, key=_version_key)
-    return json.dumps(conf, indent=2)
 
 
 # Runs in the node's fresh mount namespace.  cover DIR SRC binds SRC over DIR;
@@ -183,7 +160,7 @@ class Node:
         self.subnet_env = root / "run-flannel" / "subnet.env"
         self.subnet_env.write_text(subnet_env())
         self.install_plugins(plugins)
-        self.write_conflist(runtime_conflist(shipped_conflist()))
+        self.write_conflist(shipped_conflist())
         (root / "containerd.toml").write_text(_CONFIG.format(t=root, image=IMAGE))
 
     # -- plugins and config ------------------------------------------------

@@ -16,7 +16,6 @@ from tests.containerd.node import (
     CONTAINERD_MARKS,
     CriPod,
     Node,
-    runtime_conflist,
     shipped_conflist,
 )
 
@@ -33,7 +32,7 @@ esac
 
 
 def conflist_with_second_plugin(plugin: dict[str, object]) -> str:
-    conf = json.loads(runtime_conflist(shipped_conflist()))
+    conf = json.loads(shipped_conflist())
     conf["plugins"][1] = plugin
     return json.dumps(conf)
 
@@ -87,7 +86,7 @@ def _retry_until_the_config_is_fixed(node: Node, spec: PodSpec, error: str) -> N
             node.cri.stop_pod_sandbox(sandbox)
             node.cri.remove_pod_sandbox(sandbox)
         node.assert_clean()
-    node.write_conflist(runtime_conflist(shipped_conflist()))
+    node.write_conflist(shipped_conflist())
     node.restart_containerd()
     spec.attempt = 3
     pod = node.run_pod(spec, app=False)
