@@ -221,7 +221,7 @@ def refuse_own_netns(environ: Mapping[str, str]) -> None:
 
 def decode_config(stdin: bytes) -> dict[str, Any]:
     try:
-        config = jsonio.loads(stdin)
+        config = jsonio.loads(stdin, go_key_order=True)
     except (ValueError, RecursionError) as exc:
         raise DecodingFailure("error decoding network config", str(exc)) from None
     if not isinstance(config, dict):

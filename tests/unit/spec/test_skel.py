@@ -420,3 +420,13 @@ def test_valid_attachments_fold() -> None:
     code, out, _ = invoke(env(CNI_COMMAND="GC"), stdin, rec.plugin())
     assert code == 0, out
     assert valid_attachments(rec.calls[0][1].config) == {("c1", "eth0")}
+
+
+def test_a_repeated_key_counts_where_it_last_occurs() -> None:
+    # Go assigns the field at each key in turn: "name" (exact, last) decides,
+    # though json.loads would keep the repeated "name" at its first position.
+    rec = Recorder()
+    stdin = '{"cniVersion": "1.0.0", "name": "x", "Name": "y", "name": "net", "type": "fake"}'
+    code, out, _ = invoke(env(CNI_COMMAND="CHECK"), stdin, rec.plugin())
+    assert code == 0, out
+    assert rec.calls[0][1].name == "net"
