@@ -46,8 +46,8 @@ CONF_FIELDS = gokeys.NETCONF.extend(
     "conditionsV6",
     "masqAll",
     "markMasqBit",
-    "externalSetMarkChain",
     "runtimeConfig",
+    "externalSetMarkChain",
 )
 RUNTIME_FIELDS = gokeys.Struct("portMappings")
 ENTRY_FIELDS = gokeys.Struct("hostPort", "containerPort", "protocol", "hostIP")
