@@ -40,6 +40,9 @@ BUILD = REPO / "build"
 WORK = BUILD / "_work"
 sys.path.insert(0, str(REPO))
 
+# build/ is sys.path[0] when run as a script (mypy and the tests see build.versioning)
+import versioning  # type: ignore[import-not-found]  # noqa: E402
+
 from cni_plugins.plugins import BINARIES, TOOLS  # noqa: E402 - needs REPO on sys.path
 
 # binary name -> module in cni_plugins.plugins
@@ -77,16 +80,26 @@ SETNS_MODULE = "_cni_setns"  # netns.py imports this name
 
 
 def version_string() -> str:
+    """The build's version: from the release tag (build/versioning.py)."""
     from cni_plugins import __version__
 
     if os.environ.get("CNI_PLUGINS_BUILD_VERSION"):  # foreign_arch.py: no git in its root
         return os.environ["CNI_PLUGINS_BUILD_VERSION"]
     try:
         rev = _git("rev-parse", "--short=12", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.CalledProcessError):
         return __version__
-    return f"{__version__}+g{rev}{'.dirty' if dirty else ''}"
+    try:
+        describe: str | None = _git("describe", "--tags", "--long", "--match", "v[0-9]*")
+    except subprocess.CalledProcessError:  # no release tag yet
+        describe = None
+    version: str = versioning.from_describe(describe, rev, dirty, __version__)
+    if versioning.is_release(version) and not versioning.changelog_has(
+        (REPO / "CHANGELOG.md").read_text(), version
+    ):
+        raise SystemExit(f"build: release {version} has no '## {version}' section in CHANGELOG.md")
+    return version
 
 
 def _git(*args: str) -> str:
@@ -526,11 +539,19 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "dist" / "bin")
     parser.add_argument("--no-timing", action="store_true", help="skip the start-up timings")
     parser.add_argument(
+        "--print-version",
+        action="store_true",
+        help="print the version a build would stamp, build nothing",
+    )
+    parser.add_argument(
         "--arch",
         default="native",
         help="build for another architecture (arm64) in a Debian root of it (foreign_arch.py)",
     )
     ns = parser.parse_args()
+    if ns.print_version:
+        print(version_string())
+        return 0
     if ns.arch != "native":
         # build/ is sys.path[0] when run as a script (mypy checks it as build.foreign_arch)
         import foreign_arch  # type: ignore[import-not-found]

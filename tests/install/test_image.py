@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -251,8 +252,21 @@ def build_context(out: Path, bin_dir: Path) -> Path:
     for name in ("Containerfile", "Containerfile.dockerignore"):
         shutil.copy2(REPO / "deploy" / name, ctx / "deploy" / name)
     shutil.copy2(REPO / "install-cni.sh", ctx / "install-cni.sh")
+    shutil.copy2(REPO / "LICENSE", ctx / "LICENSE")
+    shutil.copytree(REPO / "licenses", ctx / "licenses")
     shutil.copytree(bin_dir, ctx / "dist" / "bin")
     return ctx
+
+
+def about_version(binary: Path) -> str:
+    """The build version a binary states in its about text (no CNI_COMMAND)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"PATH": os.environ.get("PATH", ""), "CNI_PLUGINS_CACHE_DIR": cache}
+        proc = subprocess.run(
+            [str(binary)], env=env, capture_output=True, text=True, check=False, timeout=60
+        )
+    first = (proc.stderr or proc.stdout).splitlines()[0]
+    return first.rsplit(" ", 1)[-1]
 
 
 def build_image(podman: Podman, context: Path, tag: str) -> str:
@@ -266,6 +280,8 @@ def build_image(podman: Podman, context: Path, tag: str) -> str:
         str(context / "deploy" / "Containerfile"),
         "--build-arg",
         f"BASE_IMAGE={BASE_IMAGE}",
+        "--build-arg",
+        f"VERSION={about_version(context / 'dist' / 'bin' / 'flannel')}",
         "-t",
         tag,
         str(context),
@@ -513,14 +529,19 @@ def test_image_holds_exactly_what_the_recipe_adds(images: Images) -> None:
         '["/bin/sh", "-c"]',
         images.current,
         "cd /opt/cni/bin && for f in * /install-cni.sh; do stat -c '%a %n' \"$f\"; done"
-        " && md5sum /opt/cni/bin/* /install-cni.sh",
+        " && md5sum /opt/cni/bin/* /install-cni.sh /licenses/*",
     )
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.version"] == about_version(images.dist / "flannel")
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
     lines = listing.splitlines()
     names = sorted(p.name for p in images.dist.iterdir())
     assert lines[: len(names) + 1] == [f"755 {n}" for n in names] + ["755 /install-cni.sh"]
     sums = {line.split()[1]: line.split()[0] for line in lines[len(names) + 1 :]}
     expected = {f"/opt/cni/bin/{n}": images.dist / n for n in names}
     expected["/install-cni.sh"] = REPO / "install-cni.sh"
+    expected["/licenses/LICENSE"] = REPO / "LICENSE"
+    expected |= {f"/licenses/{p.name}": p for p in (REPO / "licenses").iterdir()}
     assert sums == {k: hashlib.md5(v.read_bytes()).hexdigest() for k, v in expected.items()}
 
 
