@@ -104,6 +104,10 @@ cover /etc/cni/net.d "$NETD"
 cover /opt/cni/bin "$BIN"
 cover /usr/lib/cni "$T/usr-lib-cni"
 cover /var/lib/cni "$T/var-lib-cni"
+if [ -n "$CACHE" ]; then
+    mkdir "$T/var-lib-cni/cni-plugins-py"
+    mount --bind "$CACHE" /var/lib/cni/cni-plugins-py
+fi
 echo ready
 exec sleep infinity
 """
@@ -149,7 +153,8 @@ class Node:
         shipped conflist written, unless ``installed`` names the dirs an
         installer filled: those are bound as /opt/cni/bin and /etc/cni/net.d
         as they are (later changes there show through), and its unpack cache
-        is the plugins' cache."""
+        as /var/lib/cni/cni-plugins-py, the plugins' default cache dir (no
+        CNI_PLUGINS_CACHE_DIR: as on a node the manifest set up)."""
         self.root = root
         self.label = label
         self.netns = f"cnit-ctd-{secrets.token_hex(4)}"
@@ -158,14 +163,16 @@ class Node:
         self.var_lib_cni = root / "var-lib-cni"
         self.bin_dir = installed.bin_dir if installed else root / "bin"
         self.conf_dir = installed.conf_dir if installed else root / "net.d"
-        cache = installed.cache_dir if installed else root / "unpack-cache"
+        self.installed_cache = installed.cache_dir if installed else None
         self.log = root / "containerd.log"
         self.timings: list[tuple[str, float]] = []
         self._holder: subprocess.Popen[bytes] | None = None
         self._containerd: subprocess.Popen[bytes] | None = None
         self.cri: RuntimeClient | None = None
         self.ctr_pods: dict[str, CtrPod] = {}
-        self.env = {"PATH": PATH, "CNI_PLUGINS_CACHE_DIR": str(cache)}
+        self.env = {"PATH": PATH}
+        if installed is None:
+            self.env["CNI_PLUGINS_CACHE_DIR"] = str(root / "unpack-cache")
         for d in (
             "cgroup-move", "run-flannel", "net.d", "bin", "usr-lib-cni", "var-lib-cni",
             "unpack-cache",
@@ -245,6 +252,7 @@ class Node:
                 "T": str(self.root),
                 "BIN": str(self.bin_dir),
                 "NETD": str(self.conf_dir),
+                "CACHE": str(self.installed_cache or ""),
             },
             stdout=subprocess.PIPE,
         )

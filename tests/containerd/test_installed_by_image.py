@@ -3,9 +3,10 @@
 The manifest's init container (podman, tests/install/images.py) installs the
 binaries and the conflist into temp host dirs; a private containerd node binds
 those very dirs as its /opt/cni/bin and /etc/cni/net.d (nothing copied) and
-uses the manifest's unpack cache dir, so CRI pods run through exactly what was
-installed.  Then the sidecar follows a changed ConfigMap, and the next image's
-init container installs over the first while a loop runs CRI pods.
+the manifest's unpack cache dir as the plugins' default one, so CRI pods run
+through exactly what was installed.  Then the sidecar follows a changed
+ConfigMap, and the next image's init container installs over the first while
+loops run CRI pods.
 
 Only our binaries: the image carries dist/bin, so the Go reference set has no
 part here (tests/containerd's other modules run both sets).
@@ -94,13 +95,18 @@ def loaded_delegate_mtu(node: Node) -> object:
 def test_cri_pod_runs_through_the_installed_binaries_and_conflist(installed: Installed) -> None:
     host, node = installed.host, installed.node
     assert json.loads(host.conflist.read_text()) == json.loads(configmap_data()["cni-conf.json"])
-    # the node's /opt/cni/bin and conflist are the installed files themselves
+    # the node's /opt/cni/bin, conflist and default unpack cache are the installed ones
     for path, seen in ((host.bin / "flannel", "/opt/cni/bin/flannel"),
-                       (host.conflist, "/etc/cni/net.d/10-flannel.conflist")):  # fmt: skip
+                       (host.conflist, "/etc/cni/net.d/10-flannel.conflist"),
+                       (host.cache, "/var/lib/cni/cni-plugins-py")):  # fmt: skip
         inside = node.run("stat", "-L", "-c", "%d %i", seen)
         assert inside.returncode == 0, inside.stderr
         st = path.stat()
         assert inside.stdout.split() == [str(st.st_dev), str(st.st_ino)], seen
+
+    entry = host.cache / trailer_id(host.bin / "flannel")
+    assert (entry / ".complete").is_file()  # the init container unpacked it
+    cache_before = (sorted(p.name for p in host.cache.iterdir()), entry.stat().st_ino)
 
     pod = node.run_pod(PodSpec(name="installed", ports=[("tcp", 80, HOST_PORT, "")]))
     assert node.cri is not None
@@ -112,8 +118,9 @@ def test_cri_pod_runs_through_the_installed_binaries_and_conflist(installed: Ins
         assert node.http_get(status.ip) == "installed"
         assert node.http_get(NODE_IP, HOST_PORT) == "installed"
         assert eth0_mtu(node, pod.container_id) == 1450  # FLANNEL_MTU of subnet.env
-        # the unpack cache is the one the init container warmed (the manifest's dir)
-        assert (host.cache / trailer_id(host.bin / "flannel") / ".complete").is_file()
+        # the plugins ran from the entry the init container warmed in the
+        # manifest's cache dir (the default one): nothing unpacked again
+        assert (sorted(p.name for p in host.cache.iterdir()), entry.stat().st_ino) == cache_before
     finally:
         node.remove_pod(pod)
     assert node.cri.list_pod_sandboxes() == []
