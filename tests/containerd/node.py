@@ -6,7 +6,8 @@ namespace held open by a ``sleep`` process.  In that mount namespace the paths
 containerd, ``ctr`` and the plugins hard-code are covered by directories of the
 node's temp dir: a tmpfs on /run (containerd's /run/containerd, flannel's
 /run/flannel), binds over /etc/cni/net.d, /opt/cni/bin, /usr/lib/cni and
-/var/lib/cni (the first two can instead be dirs an installer filled, bound as
+/var/lib/cni (/opt/cni/bin, /etc/cni/net.d and the unpack cache
+/var/lib/cni/cni-plugins-py can instead be dirs an installer filled, bound as
 they are), and a fresh sysfs (so /sys/class/net shows the node's links) with
 the host's cgroup hierarchies moved back under it.  containerd runs in both
 namespaces with its root, state and socket in the temp dir, so it can be killed
@@ -361,12 +362,12 @@ class Node:
         assert self._holder is not None
         return ["nsenter", "-t", str(self._holder.pid), "-m", "-n", *argv]
 
-    def run(self, *argv: str, env: Mapping[str, str] | None = None) -> Completed:
+    def run(self, *argv: str) -> Completed:
         """Run a host tool in the node's mount and network namespaces (paths
         as containerd and the plugins see them), with the node's environment."""
         return subprocess.run(
             self._in_node(argv),
-            check=False, capture_output=True, text=True, timeout=60, env=env or self.env,
+            check=False, capture_output=True, text=True, timeout=60, env=self.env,
         )  # fmt: skip
 
     def ctr(self, *args: str, check: bool = True, namespace: str = "default") -> Completed:
