@@ -510,8 +510,15 @@ class Node:
             "nft rules": [line.strip() for line in nft if POD_PREFIX in line],
         }
 
-    def assert_clean(self) -> None:
-        leftovers = {k: v for k, v in self.inventory().items() if v}
+    def assert_clean(self, within: float = 10) -> None:
+        """Nothing of any pod is left.  Waits up to ``within`` s: after a DEL with
+        an empty CNI_NETNS (ctr, once the task is gone) the host end of the veth
+        goes only when the kernel's deferred netns cleanup runs, a moment later."""
+        deadline = time.monotonic() + within
+        while leftovers := {k: v for k, v in self.inventory().items() if v}:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert not leftovers, f"{self.label}: left on the node: {leftovers}"
 
 
