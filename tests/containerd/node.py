@@ -168,6 +168,7 @@ class Node:
         self.log = root / "containerd.log"
         self.timings: list[tuple[str, float]] = []
         self._holder: subprocess.Popen[bytes] | None = None
+        self._holder_mnt: int | None = None  # fd of its mount namespace (see _kill_mount_namespace)
         self._containerd: subprocess.Popen[bytes] | None = None
         self.cri: RuntimeClient | None = None
         self.ctr_pods: dict[str, CtrPod] = {}
@@ -261,6 +262,7 @@ class Node:
         line = self._holder.stdout.readline()
         if line.strip() != b"ready":
             raise RuntimeError(f"node mount namespace setup failed (exit {self._holder.wait()})")
+        self._holder_mnt = os.open(f"/proc/{self._holder.pid}/ns/mnt", os.O_RDONLY)
         self.start_containerd()
 
     def start_containerd(self) -> None:
@@ -320,19 +322,33 @@ class Node:
         self.ctr_pods.clear()
 
     def _kill_mount_namespace(self) -> None:
-        """SIGKILL every process in the node's mount namespace (shims, pods, the holder)."""
+        """SIGKILL every process in the node's mount namespace (shims, pods, the holder).
+
+        The namespace is known by the fd opened at start, which keeps it alive:
+        namespace inode numbers are reused as soon as a namespace is freed, and
+        every ``ip netns exec`` elsewhere on the machine makes a new mount
+        namespace, so matching a bare inode number once the holder is gone
+        killed other tests' processes."""
         assert self._holder is not None
-        mnt = os.readlink(f"/proc/{self._holder.pid}/ns/mnt")
-        for _ in range(50):
-            pids = [p for p in _pids() if _mount_ns(p) == mnt]
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.1)
+        if self._holder_mnt is None:  # setup failed before the namespace was held
+            self._holder.kill()
+            self._holder.wait()
+            return
+        try:
+            held = os.fstat(self._holder_mnt)
+            for _ in range(50):
+                pids = [p for p in _pids() if _mount_ns(p) == (held.st_dev, held.st_ino)]
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.1)
+        finally:
+            os.close(self._holder_mnt)
+            self._holder_mnt = None
         self._holder.wait()
 
     def _remove_cgroups(self) -> None:
@@ -560,8 +576,9 @@ def _pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
-def _mount_ns(pid: int) -> str | None:
+def _mount_ns(pid: int) -> tuple[int, int] | None:
     try:
-        return os.readlink(f"/proc/{pid}/ns/mnt")
+        st = os.stat(f"/proc/{pid}/ns/mnt")
     except OSError:
         return None
+    return st.st_dev, st.st_ino
