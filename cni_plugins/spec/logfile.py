@@ -53,19 +53,21 @@ def clock() -> float:
     return time.monotonic()
 
 
-def settings(config: Mapping[str, Any], stderr: TextIO) -> tuple[str, str] | None:
+def settings(config: Mapping[str, Any], problems: list[str]) -> tuple[str, str] | None:
     """(path, level) from a decoded config, None when logging is off or the
-    settings are unusable (then with a warning on ``stderr``)."""
+    path is unusable; what is wrong with them is added to ``problems``."""
     given = FIELDS.decode(config)
     path = given.get("logFile")
     if path is None or path == "":
         return None
     if not isinstance(path, str) or not path.startswith("/") or _has_control(path):
-        _warn(stderr, f"logFile must be an absolute path without control characters, got {path!r}")
+        problems.append(
+            f"logFile must be an absolute path without control characters, got {path!r}"
+        )
         return None
     level = given.get("logLevel") or DEFAULT_LEVEL
     if not isinstance(level, str) or level.lower() not in LEVELS:
-        _warn(stderr, f"logLevel {level!r} is not one of {'|'.join(LEVELS)}: using info")
+        problems.append(f"logLevel {level!r} is not one of {'|'.join(LEVELS)}: using info")
         level = DEFAULT_LEVEL
     return path, level.lower()
 
@@ -83,7 +85,9 @@ def record(
     stderr: TextIO,
 ) -> None:
     """Append the line of one finished invocation, if its config asks for it.
-    ``config`` is None when the invocation failed before it was decoded."""
+    ``config`` is None when the invocation failed before it was decoded.
+    Problems with the log cost at most one line on ``stderr``."""
+    problems: list[str] = []
     try:
         if config is None:
             try:
@@ -92,7 +96,7 @@ def record(
                 return
             if not isinstance(config, dict):
                 return
-        wanted = settings(config, stderr)
+        wanted = settings(config, problems)
         if wanted is None:
             return
         path, level = wanted
@@ -109,9 +113,12 @@ def record(
         )
         append(path, line)
     except OSError as exc:
-        _warn(stderr, f"cannot write logFile: {exc}")
+        problems.append(f"cannot write logFile: {exc}")
     except Exception as exc:  # noqa: BLE001 - logging must never change the outcome
-        _warn(stderr, f"cannot log: {type(exc).__name__}: {exc}")
+        problems.append(f"cannot log: {type(exc).__name__}: {exc}")
+    finally:
+        if problems:
+            _warn(stderr, "; ".join(problems))
 
 
 def format_line(

@@ -144,6 +144,12 @@ def test_a_log_that_cannot_be_written_never_fails_the_operation(tmp_path: Path) 
     assert (code, reply["code"]) == (1, 7)  # the plugin's own error, not the log's
 
 
+def test_a_bad_level_and_a_bad_path_cost_one_stderr_line(tmp_path: Path) -> None:
+    code, _, err = invoke({"logFile": str(tmp_path / "no" / "log"), "logLevel": 3})
+    assert code == 0 and err.count("\n") == 1
+    assert "logLevel 3" in err and "cannot write logFile" in err
+
+
 def test_a_symlinked_log_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
     target = tmp_path / "target"
     target.write_text("precious\n")
