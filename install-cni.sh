@@ -6,6 +6,8 @@
 # awk date sleep find env (all busybox applets); timeout and sync when present.
 #
 # Order and atomicity (see DESIGN.md section 6, reference section 3.3):
+#   0. CNI_BIN_DIR and CNI_CONF_DIR must be apart (not one directory, neither
+#      inside the other, symlinks resolved); else it stops before any change.
 #   1. every binary of $CNI_BIN_SRC is staged next to its destination under a
 #      dot-prefixed temporary name (same directory = same filesystem), chmod 0755,
 #      fsync'd, and its VERSION answer checked.  Only when ALL staged binaries
@@ -585,9 +587,46 @@ sync_conf() {
 	return 0
 }
 
+# The absolute, symlink-free form of directory $1, which need not exist yet:
+# its deepest existing ancestor resolved by cd -P, the rest appended as given.
+resolve_dir() {
+	_p=$1
+	_rest=
+	case $_p in /*) ;; *) _p=$(pwd -P)/$_p ;; esac
+	while :; do
+		case $_p in */) [ "$_p" = / ] && break ;; *) break ;; esac
+		_p=${_p%/}
+	done
+	while [ ! -d "$_p" ]; do
+		_rest=/${_p##*/}$_rest
+		_p=${_p%/*}
+		[ -n "$_p" ] || _p=/
+	done
+	_p=$(cd -P -- "$_p" && pwd -P) || return 1
+	printf '%s\n' "${_p%/}$_rest"
+}
+
+# The bin dir and the conf dir must be apart: in one directory the runtime
+# would try every *.conf* as a plugin and every plugin as a config, and the
+# pruning of stale temporary files of one would hit the other.
+check_dirs_apart() {
+	_bin=$(resolve_dir "$CNI_BIN_DIR") || die "cannot resolve CNI_BIN_DIR $CNI_BIN_DIR"
+	_conf=$(resolve_dir "$CNI_CONF_DIR") || die "cannot resolve CNI_CONF_DIR $CNI_CONF_DIR"
+	_why=
+	if [ "$_bin" = "$_conf" ]; then
+		_why="are the same directory ($_bin)"
+	else
+		case $_conf/ in "${_bin%/}/"*) _why="nest: $_conf is inside $_bin" ;; esac
+		case $_bin/ in "${_conf%/}/"*) _why="nest: $_bin is inside $_conf" ;; esac
+	fi
+	[ -z "$_why" ] ||
+		die "CNI_BIN_DIR ($CNI_BIN_DIR) and CNI_CONF_DIR ($CNI_CONF_DIR) $_why after resolving symlinks; use separate directories (host left unchanged)"
+}
+
 # ------------------------------------------------------------------- main
 
 validate_settings
+check_dirs_apart
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/install-cni.XXXXXX") || die "cannot create a temporary directory"
 
 log "installing CNI binaries from $CNI_BIN_SRC into $CNI_BIN_DIR"

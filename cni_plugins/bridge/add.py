@@ -53,7 +53,7 @@ class Undo:
 class _Ctx:
     """What the steps share: args, config, both sockets, the pod namespace, undo."""
 
-    __slots__ = ("args", "conf", "node", "pod", "pod_ns", "undo")
+    __slots__ = ("args", "conf", "node", "own_port", "pod", "pod_ns", "undo")
 
     def __init__(
         self, args: CmdArgs, conf: BridgeConf, node: RouteSocket, pod: RouteSocket, pod_ns: NetNS
@@ -63,6 +63,7 @@ class _Ctx:
         self.node = node
         self.pod = pod
         self.pod_ns = pod_ns
+        self.own_port = 0  # ifindex of this pod's host veth, once made
         self.undo = Undo()
 
 
@@ -107,6 +108,7 @@ def _veth(ctx: _Ctx, bridge: Link) -> tuple[Link, Link]:
     host, cont = links.create_veth(ctx.node, ctx.pod, ctx.pod_ns, ctx.args.ifname, ctx.conf)
     # Deleting the pod end deletes the pair.
     ctx.undo.push("delete veth", lambda: ctx.pod.delete_link(cont.index))
+    ctx.own_port = host.index
     links.setup_port(ctx.node, host, bridge, ctx.conf)
     return host, cont
 
@@ -145,9 +147,42 @@ def _gateways(
         what = "failed to set vlan interface for bridge with addr"
     for family, addresses in sorted(gateways.items()):
         for gw in addresses:
-            links.ensure_gateway_address(ctx.node, target, gw, conf.force_address, what)
+            links.ensure_gateway_address(
+                ctx.node,
+                target,
+                gw,
+                conf.force_address,
+                what,
+                own_port=ctx.own_port,
+                holders=lambda stale: _stale_holders(ctx, stale),
+            )
         if addresses:
             links.enable_forwarding(family)
+
+
+def _stale_holders(ctx: _Ctx, stale: list[IPInterface]) -> list[str]:
+    """Container IDs that host-local's store has holding an address in one of
+    the ``stale`` gateway subnets (for the message only: [] when unknown)."""
+    if ctx.conf.ipam_type != "host-local":
+        return []
+    from cni_plugins.ipam.host_local.config import data_dir
+    from cni_plugins.ipam.host_local.disk_store import DiskStore
+
+    try:
+        store = DiskStore(data_dir(ctx.args.config), ctx.conf.name)
+        if not store.exists():
+            return []
+        with store.locked():
+            reservations = store.reservations()
+    except (CNIError, OSError):
+        return []
+    return sorted(
+        {
+            owner[0]
+            for ip, owner in reservations.items()
+            if owner is not None and any(ip in gw.network for gw in stale)
+        }
+    )
 
 
 def _masquerade(ctx: _Ctx, addresses: list[IPInterface]) -> None:

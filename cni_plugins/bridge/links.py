@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 
 from cni_plugins.bridge import plan
 from cni_plugins.linux import sysctl
 from cni_plugins.linux.netlink import NetlinkError, NetlinkExistsError, NetlinkNotFoundError
 from cni_plugins.linux.nlmsg import AF_INET, AF_INET6, BRIDGE_VLAN_INFO_PVID
-from cni_plugins.spec.errors import CNIError
+from cni_plugins.spec.errors import CNIError, InvalidConfig
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cni_plugins.bridge.config import BridgeConf
     from cni_plugins.linux.netlink import Link, RouteSocket
     from cni_plugins.linux.netns import NetNS
@@ -171,17 +174,25 @@ def ensure_vlan_gateway(node: RouteSocket, bridge: Link, conf: BridgeConf) -> tu
 
 
 def ensure_gateway_address(
-    node: RouteSocket, link: Link, gateway: IPInterface, force: bool, what: str
+    node: RouteSocket,
+    link: Link,
+    gateway: IPInterface,
+    force: bool,
+    what: str,
+    *,
+    own_port: int = 0,
+    holders: Callable[[list[IPInterface]], list[str]] | None = None,
 ) -> None:
     """``ensureAddr``: put ``gateway`` on ``link`` (EEXIST fine).  A different
-    address in the way fails unless ``force`` (``forceAddress``) replaces it."""
+    address in the way is replaced with ``force`` (``forceAddress``), or when
+    ``link`` is a bridge no pod uses; see ``check_stale_address``."""
     family = AF_INET if gateway.version == 4 else AF_INET6
     existing = [a.interface for a in node.addresses(link.index, family)]
     present, in_way = plan.gateway_conflicts(existing, gateway)
     if present:
         return
     if in_way and not force:
-        raise CNIError(f'{what}: "{link.name}" already has an IP address different from {gateway}')
+        check_stale_address(node, link, gateway, in_way, what, own_port=own_port, holders=holders)
     for addr in in_way:
         try:
             node.delete_address(link.index, addr)
@@ -195,6 +206,43 @@ def ensure_gateway_address(
     current = node.link(link.index)
     if current.mac:
         node.set_mac(link.index, current.mac)
+
+
+def check_stale_address(
+    node: RouteSocket,
+    link: Link,
+    gateway: IPInterface,
+    stale: list[IPInterface],
+    what: str,
+    *,
+    own_port: int,
+    holders: Callable[[list[IPInterface]], list[str]] | None,
+) -> None:
+    """A bridge carrying another gateway address (the node got a new subnet):
+    with no port attached but ``own_port`` (the kernel's word that no pod
+    uses the bridge) the stale address may go, said on stderr; with ports
+    attached, code 7 naming them, the containers ``holders`` finds holding
+    addresses in the stale subnets, and the fix.  The Go bridge refuses both
+    (999); a ``<bridge>.<vlan>`` gateway interface still refuses as Go does."""
+    old = ", ".join(str(a) for a in stale)
+    message = f'{what}: "{link.name}" already has an IP address different from {gateway}'
+    if link.kind != "bridge":
+        raise CNIError(message)
+    ports = sorted(p.name for p in node.links() if p.master == link.index and p.index != own_port)
+    if not ports:
+        print(
+            f'bridge: replacing stale address {old} of "{link.name}" by {gateway}:'
+            " no port is attached, so no pod uses it",
+            file=sys.stderr,
+        )
+        return
+    users = holders(stale) if holders is not None else []
+    pods = f"; containers with addresses in the old subnet: {', '.join(users)}" if users else ""
+    raise InvalidConfig(
+        f"{message} ({old}), and pods still use it",
+        f"attached ports: {', '.join(ports)}{pods}; delete those pods, or the bridge"
+        f' "{link.name}" once they are gone, then retry',
+    )
 
 
 def enable_forwarding(family: int) -> None:

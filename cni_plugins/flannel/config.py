@@ -9,11 +9,13 @@ Field reference (flannel-io/cni-plugin README, and what we do):
 | ``delegate`` | {} | base of the delegate config; must not set ``name`` or ``ipam`` |
 | ``ipam`` | {} | base of the delegate's ``ipam`` (extra keys kept) |
 | ``runtimeConfig``, ``args`` | | copied into the delegate |
+| ``logFile``, ``logLevel`` | | the per-invocation log (spec.logfile); passed on to the delegate |
 
 The delegate gets: ``name`` (always ours), ``type`` (default bridge), ``ipMasq``
 (default: not FLANNEL_IPMASQ, since flanneld masquerades itself then), ``mtu``
 (default FLANNEL_MTU: a delegate's own value is not overwritten), ``isGateway``
-(default true for bridge), ``cniVersion`` (ours, when set), and an ``ipam`` whose
+(default true for bridge), ``cniVersion`` (ours, when set), ``logFile`` and
+``logLevel`` (ours, unless the delegate sets its own), and an ``ipam`` whose
 ``ranges`` are always this node's subnets and whose ``routes`` are the user's plus
 one per flannel network.
 """
@@ -34,7 +36,12 @@ DEFAULT_SUBNET_FILE = "/run/flannel/subnet.env"
 DEFAULT_DATA_DIR = "/var/lib/cni/flannel"
 # The reference's NetConf: its keys match as Go's encoding/json does, but
 # ``ipam``, ``delegate`` and ``runtimeConfig`` are Go maps, whose keys stay exact.
-CONF_FIELDS = gokeys.NETCONF.extend("ipam", "subnetFile", "dataDir", "delegate", "runtimeConfig")
+CONF_FIELDS = gokeys.NETCONF.extend(
+    "ipam", "subnetFile", "dataDir", "delegate", "runtimeConfig", "logFile", "logLevel"
+)
+# Ours, not the reference's: the delegate (bridge, and its IPAM, which gets the
+# same config) logs where flannel does.
+LOG_FIELDS = gokeys.Struct("logFile", "logLevel")
 
 
 class FlannelConf:
@@ -44,6 +51,7 @@ class FlannelConf:
         "data_dir",
         "delegate",
         "ipam",
+        "log",
         "name",
         "runtime_config",
         "subnet_file",
@@ -58,6 +66,8 @@ class FlannelConf:
         self.delegate = _object(raw, "delegate")
         self.ipam = _object(raw, "ipam")
         self.runtime_config = raw.get("runtimeConfig")
+        # Checked by each plugin's skel, which ignores bad values with a warning.
+        self.log = {k: raw[k] for k in LOG_FIELDS.fields if k in raw}
         # Not a field of the reference's (which drops it): passed on as written.
         self.args = given.get("args")
         for key in ("name", "ipam"):
@@ -102,6 +112,10 @@ def render_delegate(conf: FlannelConf, env: SubnetEnv) -> dict[str, Any]:
         delegate.setdefault("isGateway", True)
     if conf.cni_version:
         delegate["cniVersion"] = conf.cni_version
+    own = {LOG_FIELDS.field(key) for key in delegate}
+    for key, value in conf.log.items():
+        if key not in own:
+            delegate[key] = value
     delegate["ipam"] = _render_ipam(conf, env)
     if conf.runtime_config is not None:
         delegate["runtimeConfig"] = conf.runtime_config

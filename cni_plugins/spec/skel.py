@@ -99,28 +99,79 @@ def run(
         stderr.write(plugin.about())
         return 0
     cni_version: str | None = None
+    data = b""
+    logged: _Logged | None = None
     try:
         if command == "VERSION":
             _print(stdout, _version_reply(plugin, _read_stdin(stdin)))
             return 0
         if command not in _REQUIRED_ENV:
             raise InvalidEnvironment(f"unknown CNI_COMMAND: {command}")
-        args = parse_invocation(plugin, command, environ, _read_stdin(stdin))
+        data = _read_stdin(stdin)
+        if _LOG_MARKER in data.lower():  # "logFile" in some spelling: time this one
+            logged = _Logged(plugin.name, command, environ, data, stderr)
+        args = parse_invocation(plugin, command, environ, data)
         cni_version = args.cni_version
         result = dispatch(plugin, args)
         if result is not None:
             from cni_plugins.spec.convert import result_to_wire
 
             _print(stdout, result_to_wire(result, args.cni_version))
+        if logged is not None:
+            logged.done(args.config, result, None)
         return 0
     except CNIError as exc:
+        error = exc
         _print(stdout, exc.to_json(cni_version))
     except Exception as exc:  # noqa: BLE001 - the one catch-all: never a traceback on stdout
         import traceback
 
         traceback.print_exc(file=stderr)
-        _print(stdout, InternalError(f"{type(exc).__name__}: {exc}").to_json(cni_version))
+        error = InternalError(f"{type(exc).__name__}: {exc}")
+        _print(stdout, error.to_json(cni_version))
+    if logged is not None:
+        logged.done(None, None, error)
     return 1
+
+
+# spec.logfile.MARKER, kept here so an invocation without a log loads nothing of it.
+_LOG_MARKER = b"logfile"
+
+
+class _Logged:
+    """An invocation whose config may name a ``logFile``: started now, its
+    line written by ``done`` (which never raises)."""
+
+    __slots__ = ("command", "data", "environ", "plugin", "started", "stderr")
+
+    def __init__(
+        self, plugin: str, command: str, environ: Mapping[str, str], data: bytes, stderr: TextIO
+    ) -> None:
+        from cni_plugins.spec import logfile
+
+        self.started = logfile.clock()
+        self.plugin = plugin
+        self.command = command
+        self.environ = environ
+        self.data = data
+        self.stderr = stderr
+
+    def done(
+        self, config: Mapping[str, Any] | None, result: Result | None, error: CNIError | None
+    ) -> None:
+        from cni_plugins.spec import logfile
+
+        logfile.record(
+            plugin=self.plugin,
+            command=self.command,
+            environ=self.environ,
+            config=config,
+            stdin=self.data,
+            started=self.started,
+            result=result,
+            error=error,
+            stderr=self.stderr,
+        )
 
 
 def dispatch(plugin: Plugin, args: CmdArgs) -> Result | None:

@@ -844,3 +844,37 @@ def test_cache_untouched_without_the_setting(cached_host: tuple[Host, Path]) -> 
     proc = host.run()
     assert proc.returncode == 0, proc.stderr
     assert snapshot(cache) == before
+
+
+def _dirs_case(host: Host, case: str) -> tuple[str, str]:
+    """(CNI_BIN_DIR, CNI_CONF_DIR) for one way of pointing both at one tree."""
+    base = host.root / "host"
+    real = base / "real"
+    real.mkdir(parents=True)
+    (base / "link").symlink_to(real)
+    return {
+        "same": (f"{real}", f"{real}/"),
+        "symlink": (f"{real}", f"{base}/link"),
+        "conf-inside-bin": (f"{base}/link", f"{real}/net.d/not-yet"),
+        "bin-inside-conf": (f"{base}/link/../link/bin", f"{real}"),
+        "root": ("/", f"{real}"),
+    }[case]
+
+
+@pytest.mark.parametrize("case", ["same", "symlink", "conf-inside-bin", "bin-inside-conf", "root"])
+def test_bin_dir_and_conf_dir_must_be_apart(host: Host, case: str) -> None:
+    bin_dir, conf_dir = _dirs_case(host, case)
+    before = snapshot(host.root / "host")
+    proc = host.run(CNI_BIN_DIR=bin_dir, CNI_CONF_DIR=conf_dir)
+    assert proc.returncode != 0
+    assert "use separate directories (host left unchanged)" in proc.stderr
+    reason = "are the same directory" if case in ("same", "symlink") else "nest: "
+    assert reason in proc.stderr
+    assert snapshot(host.root / "host") == before  # nothing copied, nothing created
+
+
+def test_bin_dir_and_conf_dir_sharing_a_name_prefix_are_apart(host: Host) -> None:
+    base = host.root / "host"
+    proc = host.run(CNI_BIN_DIR=f"{base}/cni", CNI_CONF_DIR=f"{base}/cni.d")
+    assert proc.returncode == 0, proc.stderr
+    assert (base / "cni" / "flannel").exists() and (base / "cni.d" / "10-flannel.conflist").exists()

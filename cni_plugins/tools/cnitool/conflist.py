@@ -7,13 +7,19 @@ searched and the matching single config is wrapped into a one-plugin list.  A
 conflist without ``loadOnlyInlinedPlugins`` also gets the plugins of
 ``<dir>/<name>/*.conf``.  ``cniVersions`` picks the highest version not newer
 than the one this tool implements, ``cniVersion`` included.
+
+Keys as libcni reads them: the list itself is decoded into a Go map, so its
+keys (``name``, ``cniVersion``, ``plugins``, ``disableCheck``...) match exactly;
+each plugin config is decoded into ``types.PluginConf``, a struct, so its keys
+fold as Go's ``encoding/json`` does (``Type``, ``Name``, ``Capabilities``; see
+spec.gokeys), while the keys *of* the ``capabilities`` map stay exact.
 """
 
 from __future__ import annotations
 
 import os
 
-from cni_plugins.spec import jsonio
+from cni_plugins.spec import gokeys, jsonio
 from cni_plugins.spec.version import CURRENT
 from cni_plugins.tools.cnitool.errors import ToolError
 
@@ -26,20 +32,24 @@ class PluginConf:
     """One plugin of a list: its config bytes (as libcni re-marshals them) and
     the fields libcni reads from them."""
 
-    __slots__ = ("bytes", "capabilities", "name", "type")
+    __slots__ = ("bytes", "capabilities", "cni_version", "name", "type")
 
     def __init__(self, data: bytes) -> None:
         try:
-            raw = jsonio.loads(data)
+            given = jsonio.loads(data, go_key_order=True)
         except ValueError as exc:
             raise ToolError(f"error parsing configuration: {exc}") from None
-        if not isinstance(raw, dict):
+        if not isinstance(given, dict):
             raise ToolError("error parsing configuration: not a JSON object")
+        raw = gokeys.NETCONF.decode(given)  # types.PluginConf
         plugin_type = raw.get("type", "")
         name = raw.get("name", "")
+        cni_version = raw.get("cniVersion") or ""
         caps = raw.get("capabilities") or {}
-        if not isinstance(plugin_type, str) or not isinstance(name, str):
-            raise ToolError("error parsing configuration: type and name must be strings")
+        if not all(isinstance(v, str) for v in (plugin_type, name, cni_version)):
+            raise ToolError(
+                "error parsing configuration: type, name and cniVersion must be strings"
+            )
         if not isinstance(caps, dict) or not all(isinstance(v, bool) for v in caps.values()):
             raise ToolError("error parsing configuration: capabilities must map names to booleans")
         if not plugin_type:
@@ -47,6 +57,7 @@ class PluginConf:
         self.bytes = data
         self.type = plugin_type
         self.name = name
+        self.cni_version = cni_version
         self.capabilities: dict[str, bool] = caps
 
     def description(self) -> str:
@@ -295,9 +306,9 @@ def load(directory: str, name: str) -> NetworkList:
         plugin = PluginConf(data)
         raw = jsonio.loads(data)
         if plugin.name == name:
-            version = raw.get("cniVersion", "")
+            # ConfListFromConf: name and cniVersion as the struct decoded them.
             wrapped = {
-                "cniVersion": version if isinstance(version, str) else "",
+                "cniVersion": plugin.cni_version,
                 "name": name,
                 "plugins": [raw],
             }

@@ -160,12 +160,17 @@ def test_failed_add_leaves_nothing_behind(node: Node, make_netns: Callable[[], s
     pod = make_netns()
     node.ip("link", "add", "cni0", "type", "bridge")
     node.ip("addr", "add", "10.99.0.1/24", "dev", "cni0")
+    # An attached port says a pod still uses the stale address: refused.
+    node.ip("link", "add", "oldport", "type", "veth", "peer", "name", "oldpeer")
+    node.ip("link", "set", "oldport", "master", "cni0")
     conf = net_conf(node, ipMasq=True)
     proc = node.run("ADD", conf, netns=pod)
     assert proc.returncode == 1
     err = json.loads(proc.stdout)
+    assert err["code"] == 7
     assert err["msg"] == (
-        'failed to set bridge addr: "cni0" already has an IP address different from 10.244.1.1/24'
+        'failed to set bridge addr: "cni0" already has an IP address different from'
+        " 10.244.1.1/24 (10.99.0.1/24), and pods still use it"
     )
     assert link(pod, "eth0") is None
     assert [ln for ln in node.ip("-o", "link").splitlines() if "veth" in ln] == []

@@ -9,7 +9,9 @@ Deliberate differences (asserted below, not hidden):
   errors), we answer 7 (invalid network config) naming the key;
 * Go 1.1.1 prints ``"dns": {}`` in 1.x results, we omit an empty ``dns`` (as Go HEAD);
 * an existing CNI_IFNAME: same message, but we refuse before creating a veth,
-  so the "peer provided" name is ``(none)``.
+  so the "peer provided" name is ``(none)``;
+* a bridge carrying another subnet's gateway: Go refuses (999); we replace the
+  stale address when no port is attached, else refuse with code 7.
 """
 
 from __future__ import annotations
@@ -127,16 +129,35 @@ def test_error_codes(pair: tuple[Node, Node], make_netns: Callable[[], str], cas
         assert json.loads(proc.stdout)["code"] == code, (binary, proc.stdout)
 
 
-def test_gateway_conflict_same_message(
-    pair: tuple[Node, Node], make_netns: Callable[[], str]
+STALE = 'failed to set bridge addr: "cni0" already has an IP address different from 10.244.1.1/24'
+
+
+@pytest.mark.parametrize("ports", [False, True], ids=["no-port", "port-attached"])
+def test_stale_gateway_go_always_refuses_we_replace_it_when_unused(
+    pair: tuple[Node, Node], make_netns: Callable[[], str], ports: bool
 ) -> None:
-    msgs = []
+    """The deliberate difference: Go refuses a bridge carrying another gateway
+    (999) even when no pod uses it; we replace the address then, and refuse
+    with code 7 only when a port is attached."""
+    outcome = {}
     for node, binary in zip(pair, (GO_BRIDGE, None), strict=True):
         node.ip("link", "add", "cni0", "type", "bridge")
         node.ip("addr", "add", "10.99.0.1/24", "dev", "cni0")
-        pod = make_netns()
-        proc = node.run("ADD", net_conf(node), netns=pod, binary=binary)
-        err = json.loads(proc.stdout)
-        msgs.append((err["code"], err["msg"]))
-        assert node.reservations() == []  # both release the IP (Go leaves the veth; we do not)
-    assert msgs[0] == msgs[1]
+        if ports:
+            node.ip("link", "add", "oldport", "type", "veth", "peer", "name", "oldpeer")
+            node.ip("link", "set", "oldport", "master", "cni0")
+        proc = node.run("ADD", net_conf(node), netns=make_netns(), binary=binary)
+        outcome[binary is None] = (proc.returncode, json.loads(proc.stdout))
+    go_rc, go_out = outcome[False]
+    assert (go_rc, go_out["code"], go_out["msg"]) == (1, 999, STALE)
+    ours_rc, ours_out = outcome[True]
+    go, ours = pair
+    if not ports:
+        assert ours_rc == 0 and ours_out["ips"][0]["address"] == "10.244.1.2/24"
+        assert "10.99.0.1/24" not in ours.ip("-4", "-o", "addr", "show", "cni0")
+        assert "10.99.0.1/24" in go.ip("-4", "-o", "addr", "show", "cni0")
+    else:
+        assert (ours_rc, ours_out["code"]) == (1, 7)
+        assert ours_out["msg"].startswith(STALE)  # the wording users grep for stays
+        assert "attached ports: oldport" in ours_out["details"]
+        assert ours.reservations() == go.reservations() == []

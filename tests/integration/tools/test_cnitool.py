@@ -380,3 +380,49 @@ def test_errors_read_as_the_references(
         assert procs[1].stderr == procs[0].stderr
     assert procs[0].stdout == procs[1].stdout == ""
     assert not (tmp_path / "libcni").exists()
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("case", ["folded", "mapkeys"])
+def test_plugin_keys_fold_list_keys_do_not_as_in_libcni(
+    tmp_path: Path, go_cnitool: Path, case: str
+) -> None:
+    """libcni decodes each plugin into types.PluginConf (keys fold) but the
+    list into a map (keys exact): ``Type`` names the plugin, ``Plugins`` is
+    not the plugin list."""
+    assert BIN is not None
+    (tmp_path / "net.d").mkdir()
+    conf = (
+        {"cniVersion": "1.0.0", "name": "n", "plugins": [{"Type": "nosuch", "NAME": "x"}]}
+        if case == "folded"
+        else {"cniVersion": "1.0.0", "name": "n", "Plugins": [{"type": "nosuch"}]}
+    )
+    (tmp_path / "net.d" / "n.conflist").write_text(json.dumps(conf))
+    full = {
+        "PATH": PATH,
+        "NETCONFPATH": str(tmp_path / "net.d"),
+        "CNI_PATH": f"{GO_PLUGINS}:{tmp_path}",
+        "CNITOOL_CACHE_DIR": str(tmp_path / "libcni"),
+        "CNI_PLUGINS_CACHE_DIR": str(tmp_path / "bundle-cache"),
+    }
+    go, ours = (
+        subprocess.run(
+            [str(t), "add", "n", "/run/netns/none"],
+            env=full,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for t in (go_cnitool, BIN / "cnitool")
+    )
+    assert go.returncode == ours.returncode == 1
+    if case == "folded":
+        assert ours.stderr == go.stderr
+        # "Type" and "NAME" were read: libcni names the plugin by both
+        assert ours.stderr.startswith('plugin type="nosuch" name="x" failed (add): failed to find')
+    else:
+        # Neither reads "Plugins"; libcni 1.1.2 words it as a missing key, later
+        # libcni (which we follow) allows a list without inlined plugins.
+        assert go.stderr == "error parsing configuration list: no 'plugins' key\n"
+        assert ours.stderr == "no plugin configs found\n"
+    assert not (tmp_path / "libcni").exists()

@@ -204,3 +204,12 @@ def test_delegate_name_check_is_exact() -> None:
     config.FlannelConf({"name": "n", "delegate": {"Name": "x"}})
     with pytest.raises(InvalidConfig, match="must not have 'name'"):
         config.FlannelConf({"name": "n", "delegate": {"name": "x"}})
+
+
+def test_log_settings_pass_to_the_delegate_unless_it_has_its_own() -> None:
+    delegate = render(V4, LogFile="/var/log/cni.log", logLevel="debug")
+    assert (delegate["logFile"], delegate["logLevel"]) == ("/var/log/cni.log", "debug")
+    own = render(V4, logFile="/var/log/cni.log", delegate={"LOGFILE": "/var/log/bridge.log"})
+    assert own["LOGFILE"] == "/var/log/bridge.log"
+    assert "logFile" not in own and "logLevel" not in own
+    assert "logFile" not in render(V4)

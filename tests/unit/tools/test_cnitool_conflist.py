@@ -150,3 +150,64 @@ def test_versions_compare_as_pkg_version_does(version: str, parsed: tuple[int, i
     assert conflist.go_version(version) == parsed
     with pytest.raises(ToolError, match="too many parts"):
         conflist.go_version("1.0.0.0")
+
+
+# --- keys: the list is a Go map (exact), each plugin a types.PluginConf (folded)
+
+
+def test_plugin_keys_fold_as_go_decodes_types_pluginconf() -> None:
+    plugin = conflist.PluginConf(
+        b'{"Type": "portmap", "NAME": "pm", "CNIVersion": "1.0.0",'
+        b' "Capabilities": {"portMappings": true, "PortMappings": false}}'
+    )
+    assert (plugin.type, plugin.name, plugin.cni_version) == ("portmap", "pm", "1.0.0")
+    # keys of the capabilities map stay exact: two different capabilities
+    assert plugin.capabilities == {"portMappings": True, "PortMappings": False}
+
+
+def test_the_later_of_two_spellings_wins_as_in_go() -> None:
+    assert conflist.PluginConf(b'{"type": "a", "TYPE": "b"}').type == "b"
+    assert conflist.PluginConf(b'{"Type": "a", "type": "b", "Type": "c"}').type == "c"
+
+
+def test_a_folded_type_of_the_wrong_kind_is_refused() -> None:
+    with pytest.raises(ToolError, match="must be strings"):
+        conflist.PluginConf(b'{"Type": 7}')
+    with pytest.raises(ToolError, match="missing 'type'"):
+        conflist.PluginConf(b'{"typ": "bridge"}')
+
+
+def test_capitalised_plugin_keys_in_a_conflist_work(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "10-net.conflist",
+        {
+            "cniVersion": "1.0.0",
+            "name": "net",
+            "plugins": [{"Type": "flannel"}, {"TYPE": "portmap"}],
+        },
+    )
+    assert [p.type for p in conflist.load(str(tmp_path), "net").plugins] == ["flannel", "portmap"]
+
+
+def test_list_keys_stay_exact_as_libcni_reads_a_map(tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match="no name"):
+        conflist.list_from_bytes(b'{"Name": "net", "plugins": [{"type": "bridge"}]}')
+    # "Plugins" is not "plugins": no inlined plugin, and none in <dir>/net/
+    write(tmp_path, "10-net.conflist", {"name": "net", "Plugins": [{"type": "bridge"}]})
+    with pytest.raises(ToolError, match="no plugin configs found"):
+        conflist.load(str(tmp_path), "net")
+    network = conflist.list_from_bytes(
+        b'{"name": "n", "DisableCheck": true, "plugins": [{"type": "x"}]}'
+    )
+    assert network.disable_check is False
+
+
+def test_a_single_conf_is_matched_and_wrapped_by_its_folded_name_and_version(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "10-one.conf", {"Name": "net", "CNIVERSION": "0.4.0", "Type": "bridge"})
+    network = conflist.load(str(tmp_path), "net")
+    assert (network.name, network.cni_version) == ("net", "0.4.0")
+    assert [p.type for p in network.plugins] == ["bridge"]
+    assert network.bytes.startswith(b'{"cniVersion":"0.4.0","name":"net","plugins":')
