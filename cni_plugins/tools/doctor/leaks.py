@@ -23,6 +23,8 @@ from cni_plugins.tools.doctor.findings import ERROR, WARNING, Finding
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from cni_plugins.spec.ip import IPAddress, IPNetwork
     from cni_plugins.tools.doctor.evidence import Evidence
     from cni_plugins.tools.doctor.node import Node
@@ -92,9 +94,16 @@ def read_stores(data_dirs: list[str]) -> list[Reservation]:
     return out
 
 
-def check(node: Node, reservations: list[Reservation], evidence: Evidence) -> list[Finding]:
-    """One finding per dead container (its reservations and saved config)."""
-    saved = node.saved_flannel_configs()
+def check(
+    node: Node,
+    reservations: list[Reservation],
+    saved: dict[str, dict[str, Any]],
+    evidence: Evidence,
+) -> list[Finding]:
+    """One finding per dead container (its reservations and saved config).
+    ``reservations`` and ``saved`` must have been read before ``evidence`` was
+    gathered: flannel saves its config before host-local reserves, so a config
+    read after the scans may belong to an ADD the scans missed."""
     saved_dir = node.flannel_data_dir() or ""
     by_container: dict[str, list[Reservation]] = {}
     for r in reservations:

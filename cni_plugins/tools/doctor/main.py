@@ -8,6 +8,8 @@ only the leak and orphan-chain checks (install-cni.sh's reclaim loop).  The
 unpack cache looked at is CNI_PLUGINS_CACHE_DIR's, else the launcher's default.
 
 Exit status: 0 nothing (left) to do, 1 something found and not repaired, 2 usage.
+Run without arguments under ``CNI_COMMAND=VERSION`` it answers as a plugin
+would, as cnitool does (installers check every binary of the plugin dir).
 """
 
 from __future__ import annotations
@@ -87,6 +89,13 @@ def parse_argv(argv: list[str], environ: Mapping[str, str]) -> tuple[Options, bo
 def run(argv: list[str], environ: Mapping[str, str]) -> int:
     from cni_plugins.tools.doctor import runner
 
+    if not argv and environ.get("CNI_COMMAND") == "VERSION":
+        # it ships in the plugin directory: installers (install-cni.sh) check
+        # every binary there as a plugin
+        from cni_plugins.tools.cnitool.main import version_info
+
+        sys.stdout.write(version_info() + "\n")
+        return 0
     options, reclaim_only = parse_argv(argv, environ)
     node = Node(options)
     found = runner.reclaim(node) if reclaim_only else runner.run(node)

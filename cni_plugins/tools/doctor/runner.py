@@ -26,9 +26,10 @@ def run(node: Node) -> list[Finding]:
     found += flannel.check(node)
     found += sysctls.check()
     dirs = node.ipam_data_dirs()
-    # the stores first, the evidence after (evidence.py says why)
+    # the stores and saved configs first, the evidence after (evidence.py says why)
     reservations = leaks.read_stores(dirs)
-    found += leaks.check(node, reservations, evidence.gather(node))
+    saved = node.saved_flannel_configs()
+    found += leaks.check(node, reservations, saved, evidence.gather(node))
     reservations = leaks.read_stores(dirs)
     found += leaks.check_ranges(node, reservations)
     found += bridge.check(node, reservations)
@@ -47,7 +48,8 @@ def reclaim(node: Node) -> list[Finding]:
     """The safe reclaim alone (install-cni.sh's loop): leaks, then orphan chains."""
     dirs = node.ipam_data_dirs()
     reservations = leaks.read_stores(dirs)
-    found = leaks.check(node, reservations, evidence.gather(node))
+    saved = node.saved_flannel_configs()
+    found = leaks.check(node, reservations, saved, evidence.gather(node))
 
     def evidence_now() -> tuple[set[str], evidence.Evidence]:
         held = {r.container_id for r in leaks.read_stores(node.ipam_data_dirs())}
