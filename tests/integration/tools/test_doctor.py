@@ -26,7 +26,7 @@ import pytest
 from cni_plugins.linux.ipmasq import chain_name, comment
 from cni_plugins.portmap.chains import dnat_chain_name
 from cni_plugins.tools.cnitool.runtime import container_id_for
-from tests.conftest import built_bin_dir
+from tests.conftest import GO_PLUGINS, built_bin_dir
 
 BIN = built_bin_dir()
 pytestmark = [
@@ -387,3 +387,55 @@ def test_reclaim_never_releases_a_live_pod_with_100_adds_in_flight(node: Node) -
     status, findings, _ = node.doctor("--reclaim-only", "--repair", "--grace", "0")
     assert findings == [] and status == 0
     assert set(node.reservations().values()) == owners
+
+
+@pytest.mark.reference
+def test_leaks_of_the_go_plugins_are_found_and_released(
+    tmp_path: Path, make_netns: Callable[[], str]
+) -> None:
+    """The same contract on Debian's Go bridge, host-local and portmap (Debian
+    has no Go flannel): a reboot's leak is found, released through the Go
+    plugins' own DEL (plus the chains the Go bridge leaves on a DEL without
+    netns), and the live pod keeps everything."""
+    node = Node(tmp_path, make_netns(), make_netns)
+    for plugin in ("bridge", "host-local", "portmap", "loopback"):
+        (node.bin / plugin).unlink()
+        shutil.copy2(GO_PLUGINS / plugin, node.bin / plugin)
+    conflist = {
+        "cniVersion": "1.0.0",
+        "name": "cbr0",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": "cni0",
+                "isGateway": True,
+                "ipMasq": True,
+                "ipam": {
+                    "type": "host-local",
+                    "subnet": "10.88.0.0/24",
+                    "dataDir": str(node.ipam),
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+    (node.conf / "10-flannel.conflist").write_text(json.dumps(conflist))
+    live, leaked = node.add_pod(), node.add_pod()
+    live_id, leaked_id = container_id_for(live), container_id_for(leaked)
+    sh("ip", "netns", "del", Path(leaked).name)
+    node.age(leaked_id)
+    node.age(live_id)
+    live_nat = sorted(ln for ln in node.nat().splitlines() if live_id in ln)
+    assert live_nat
+
+    status, findings, _ = node.doctor()
+    assert status == 1
+    assert [f["subject"] for f in findings] == [f"container {leaked_id}"]
+
+    status, findings, _ = node.doctor("--repair")
+    assert all(f["repaired"] for f in findings) and status == 0, findings
+    assert set(node.reservations().values()) == {live_id}
+    nat = node.nat()
+    assert leaked_id not in nat
+    assert sorted(ln for ln in nat.splitlines() if live_id in ln) == live_nat
+    assert node.doctor() == (0, [], "")

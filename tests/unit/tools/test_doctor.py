@@ -179,3 +179,41 @@ def test_liveness_verdicts() -> None:
     assert evidence(sandboxes={"y"}).alive("x", [ip]) == []
     # an unavailable sandbox list clears nobody
     assert evidence(sandbox_error="crictl is not installed").alive("x", [])
+
+
+def binary(path: Path, name: str, build: str) -> None:
+    body = name.encode().ljust(32, b"\0") + build.encode()
+    path.write_bytes(b"launcher" + body + b"\0" * (payloads.TRAILER_SIZE - 96 - 8) + payloads.MAGIC)
+
+
+def test_version_skew_and_leaked_payloads(tmp_path: Path) -> None:
+    from cni_plugins.tools.doctor.node import Node, Options
+
+    bins, cache = tmp_path / "bin", tmp_path / "cache"
+    bins.mkdir()
+    cache.mkdir()
+    old, new = "a" * 64, "b" * 64
+    binary(bins / "flannel", "flannel", new)
+    binary(bins / "bridge", "bridge", new)
+    for entry in (old, new):
+        (cache / entry).mkdir()
+        (cache / entry / ".complete").write_text("")
+        (cache / entry / "bundle").write_bytes(b"x" * 1000)
+    (cache / ("c" * 64)).mkdir()  # no marker: an unpack in progress, never touched
+    node = Node(Options(conf_dir=str(tmp_path / "none"), bin_dir=str(bins),
+                        unpack_cache=str(cache), repair=False))  # fmt: skip
+    assert payloads.check_skew(node) == []
+    [leak] = payloads.check_cache(node)
+    assert old[:12] in leak.message and new[:12] not in leak.message and not leak.repaired
+
+    binary(bins / "portmap", "portmap", old)
+    [skew] = payloads.check_skew(node)
+    assert "2 builds" in skew.message and "portmap" in skew.message
+    assert payloads.check_cache(node) == []  # portmap uses the old payload now
+
+    (bins / "portmap").unlink()
+    node.options.repair = True
+    [leak] = payloads.check_cache(node)
+    assert leak.repaired
+    assert sorted(p.name for p in cache.iterdir()) == sorted([".lock", "c" * 64, new])
+    assert payloads.check_cache(node) == []
