@@ -10,14 +10,9 @@ list is evidence of nothing, so it cannot clear a pod).
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
+from cni_plugins.linux.iptables import ToolNotFound, run_tool
 from cni_plugins.spec import jsonio
-
-TIMEOUT = 30
-_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+from cni_plugins.spec.errors import CNIError
 
 
 class CRIError(Exception):
@@ -25,22 +20,19 @@ class CRIError(Exception):
 
 
 def sandbox_ids(socket_path: str) -> set[str]:
-    crictl = shutil.which("crictl", path=os.environ.get("PATH", "") + ":" + _PATH)
-    if crictl is None:
-        raise CRIError("crictl is not installed")
     endpoint = socket_path if "://" in socket_path else f"unix://{socket_path}"
+    # run_tool, not subprocess: no threads in the doctor's process either
     try:
-        done = subprocess.run(
-            [crictl, "--runtime-endpoint", endpoint, "pods", "-o", "json"],
-            capture_output=True,
-            timeout=TIMEOUT,
-            check=False,
+        status, out, err = run_tool(
+            ["crictl", "--runtime-endpoint", endpoint, "pods", "-o", "json"]
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CRIError(f"crictl failed: {exc}") from None
-    if done.returncode != 0:
-        raise CRIError(f"crictl pods: {done.stderr.decode(errors='replace').strip()}")
-    return parse_pods(done.stdout)
+    except ToolNotFound:
+        raise CRIError("crictl is not installed") from None
+    except CNIError as exc:
+        raise CRIError(f"crictl failed: {exc.msg}") from None
+    if status != 0:
+        raise CRIError(f"crictl pods: {err.decode(errors='replace').strip()}")
+    return parse_pods(out)
 
 
 def parse_pods(data: bytes) -> set[str]:

@@ -217,3 +217,21 @@ def test_version_skew_and_leaked_payloads(tmp_path: Path) -> None:
     assert leak.repaired
     assert sorted(p.name for p in cache.iterdir()) == sorted([".lock", "c" * 64, new])
     assert payloads.check_cache(node) == []
+
+
+def test_crictl_is_asked_for_the_sandboxes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    crictl = tmp_path / "crictl"
+    crictl.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" > {tmp_path}/argv\n'
+        """echo '{"items": [{"id": "s1"}]}'\n"""
+    )
+    crictl.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert cri.sandbox_ids("/run/containerd/containerd.sock") == {"s1"}
+    argv = (tmp_path / "argv").read_text().split()
+    assert argv == ["--runtime-endpoint", "unix:///run/containerd/containerd.sock", "pods",
+                    "-o", "json"]  # fmt: skip
+    crictl.write_text("#!/bin/sh\necho 'connection refused' >&2\nexit 1\n")
+    with pytest.raises(cri.CRIError, match="connection refused"):
+        cri.sandbox_ids("unix:///x.sock")
