@@ -7,6 +7,10 @@ through ``ip netns exec``) and pod namespaces, and points every path into its
 tmp dir: the conf dir, the bin dir (a copy of dist/bin), libcni's cache,
 host-local's and flannel's dataDirs, the subnet file and the bundle's unpack
 cache.  Namespaces go at teardown, also on failure.
+
+The pod subnets (10.213.0.0/16, 10.214.88.0/24) are ones no other test uses:
+the doctor counts an address configured in *any* namespace of the machine as
+its pod alive, and other tests' namespaces are on this machine too.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ class Node:
         self.run_flannel.mkdir()
         self.subnet_env = self.run_flannel / "subnet.env"
         self.subnet_env.write_text(
-            "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\n"
+            "FLANNEL_NETWORK=10.213.0.0/16\nFLANNEL_SUBNET=10.213.71.1/24\n"
             "FLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n"  # ipMasq chains per pod
         )
         conflist = {
@@ -163,11 +167,11 @@ def seed_orphan_chains(node: Node, container_id: str) -> tuple[str, str]:
     rules = (
         "*nat\n"
         f":{masq} - [0:0]\n:{dnat} - [0:0]\n"
-        f'-A POSTROUTING -s 10.244.1.77/32 -m comment --comment "{note}" -j {masq}\n'
-        f'-A {masq} -d 10.244.1.0/24 -m comment --comment "{note}" -j ACCEPT\n'
+        f'-A POSTROUTING -s 10.213.71.77/32 -m comment --comment "{note}" -j {masq}\n'
+        f'-A {masq} -d 10.213.71.0/24 -m comment --comment "{note}" -j ACCEPT\n'
         f'-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"cbr0\\" id: '
         f'\\"{container_id}\\"" -m multiport --dports 9090 -j {dnat}\n'
-        f"-A {dnat} -p tcp -m tcp --dport 9090 -j DNAT --to-destination 10.244.1.77:80\n"
+        f"-A {dnat} -p tcp -m tcp --dport 9090 -j DNAT --to-destination 10.213.71.77:80\n"
         "COMMIT\n"
     )
     subprocess.run(
@@ -244,14 +248,14 @@ def test_seeded_problems_are_found_repaired_and_the_live_pod_is_untouched(node: 
 
 def test_stale_bridge_address_without_pods_is_readdressed(node: Node) -> None:
     node.exec("ip", "link", "add", "cni0", "type", "bridge")
-    node.exec("ip", "addr", "add", "10.244.9.1/24", "dev", "cni0")
+    node.exec("ip", "addr", "add", "10.213.79.1/24", "dev", "cni0")
     status, findings, _ = node.doctor()
     assert status == 1
     stale = next(f for f in findings if f["check"] == "bridge")
-    assert "10.244.9.1/24" in stale["message"] and stale["severity"] == "error"
+    assert "10.213.79.1/24" in stale["message"] and stale["severity"] == "error"
     status, findings, _ = node.doctor("--repair")
     assert next(f for f in findings if f["check"] == "bridge")["repaired"]
-    assert "10.244.9.1" not in node.exec("ip", "-o", "addr", "show", "cni0")
+    assert "10.213.79.1" not in node.exec("ip", "-o", "addr", "show", "cni0")
     node.add_pod()  # the ADD that failed before works now
     _, findings, _ = node.doctor()
     assert "bridge" not in checks(findings)
@@ -260,7 +264,7 @@ def test_stale_bridge_address_without_pods_is_readdressed(node: Node) -> None:
 def test_stale_bridge_address_with_pods_names_them(node: Node) -> None:
     pod = node.add_pod()
     node.subnet_env.write_text(  # the node got a new lease
-        "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.2.1/24\n"
+        "FLANNEL_NETWORK=10.213.0.0/16\nFLANNEL_SUBNET=10.213.72.1/24\n"
         "FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
     )
     status, findings, _ = node.doctor("--repair")
@@ -268,7 +272,7 @@ def test_stale_bridge_address_with_pods_names_them(node: Node) -> None:
     stale = next(f for f in findings if f["check"] == "bridge")
     assert not stale["repaired"]
     assert container_id_for(pod)[:12] in stale["message"] and "port(s)" in stale["message"]
-    assert "10.244.1.1/24" in node.exec("ip", "-o", "addr", "show", "cni0")
+    assert "10.213.71.1/24" in node.exec("ip", "-o", "addr", "show", "cni0")
 
 
 def test_plugins_in_the_conf_dir_are_named(node: Node) -> None:
@@ -412,7 +416,7 @@ def test_leaks_of_the_go_plugins_are_found_and_released(
                 "ipMasq": True,
                 "ipam": {
                     "type": "host-local",
-                    "subnet": "10.88.0.0/24",
+                    "subnet": "10.214.88.0/24",
                     "dataDir": str(node.ipam),
                 },
             },
