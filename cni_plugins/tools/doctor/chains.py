@@ -14,13 +14,20 @@ saved flannel config of the container counts too: the leak check releases
 those through DEL, which removes the chains itself) is removed with the rules
 that jump to it, in one ``iptables-restore``.  Per-pod-named chains that no rule
 references cannot be attributed and are only reported.
+
+With the nftables backends the per-pod state is rules, not chains: portmap's
+in ``ip``/``ip6 cni_hostport`` (comment: the container ID) and ipMasq's in
+``inet cni_plugins_masquerade`` (comment ending ``id: <container ID>``); the
+rules of dead containers are deleted by handle in one ``nft`` transaction.
 """
 
 from __future__ import annotations
 
 from cni_plugins.linux import ipmasq
 from cni_plugins.linux.iptables import Iptables, Restore, parse_save
+from cni_plugins.linux.nftables import Nft
 from cni_plugins.portmap import chains as portmap_chains
+from cni_plugins.portmap import nft as portmap_nft
 from cni_plugins.spec.errors import CNIError
 from cni_plugins.tools.doctor.findings import ERROR, WARNING, Finding
 
@@ -28,6 +35,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from cni_plugins.linux.nftables import NftRule
     from cni_plugins.tools.doctor.evidence import Evidence
     from cni_plugins.tools.doctor.node import Node
 
@@ -137,3 +145,58 @@ def check(node: Node, evidence_now: Callable[[], tuple[set[str], Evidence]]) -> 
                 )
             )
     return findings
+
+
+# (family, table, how a rule's comment names its container)
+NFT_TABLES = (
+    ("ip", "cni_hostport"),
+    ("ip6", "cni_hostport"),
+    (ipmasq.NFT_FAMILY, ipmasq.NFT_TABLE),
+)
+
+
+def nft_owner(rule: NftRule) -> str | None:
+    """The container a per-pod nftables rule belongs to, None for shared rules."""
+    if rule.table == ipmasq.NFT_TABLE:
+        head, sep, container_id = rule.comment.rpartition(", id: ")
+        return container_id if sep and head else None
+    if rule.chain in portmap_nft.CONTAINER_CHAINS and rule.comment:
+        return rule.comment
+    return None
+
+
+def check_nft(node: Node, evidence_now: Callable[[], tuple[set[str], Evidence]]) -> list[Finding]:
+    nft = Nft()
+    if not nft.available():
+        return []
+    rules: list[NftRule] = []
+    for family, table in NFT_TABLES:
+        try:
+            rules += nft.list_table_rules(family, table) or []
+        except CNIError:
+            continue
+    owned = [(r, owner) for r in rules if (owner := nft_owner(r)) is not None]
+    if not owned:
+        return []
+    held, evidence = evidence_now()
+    dead = [(r, cid) for r, cid in owned if cid not in held and not evidence.alive(cid, [])]
+    if not dead:
+        return []
+    tables = sorted({f"{r.family} {r.table}" for r, _ in dead})
+    containers = sorted({cid for _, cid in dead})
+    f = Finding(
+        CHECK,
+        ERROR,
+        "nftables " + ", ".join(tables),
+        f"{len(dead)} per-pod rule(s) of containers nothing shows alive:"
+        f" {', '.join(c[:12] for c in containers)}; their DEL never came",
+        "delete the rules: cni-doctor --repair",
+    )
+    if node.options.repair:
+        try:
+            nft.apply(r.delete_command() for r, _ in dead)
+            f.repaired = True
+            node.log(f"deleted {len(dead)} nftables rules of {', '.join(containers)}")
+        except CNIError as exc:
+            f.message += f"; deletion failed: {exc.msg}"
+    return [f]

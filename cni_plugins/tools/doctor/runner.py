@@ -40,6 +40,7 @@ def run(node: Node) -> list[Finding]:
         return held, evidence.gather(node)
 
     found += chains.check(node, evidence_now)
+    found += chains.check_nft(node, evidence_now)
     found += payloads.check_cache(node)
     return found
 
@@ -56,4 +57,4 @@ def reclaim(node: Node) -> list[Finding]:
         held |= set(node.saved_flannel_configs())
         return held, evidence.gather(node)
 
-    return found + chains.check(node, evidence_now)
+    return found + chains.check(node, evidence_now) + chains.check_nft(node, evidence_now)

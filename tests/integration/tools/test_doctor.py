@@ -443,3 +443,34 @@ def test_leaks_of_the_go_plugins_are_found_and_released(
     assert leaked_id not in nat
     assert sorted(ln for ln in nat.splitlines() if live_id in ln) == live_nat
     assert node.doctor() == (0, [], "")
+
+
+def test_orphan_nftables_rules_are_removed(node: Node) -> None:
+    """portmap's and ipMasq's nftables backends keep per-pod rules, not chains."""
+    live = node.add_pod()
+    live_id = container_id_for(live)
+    dead = "d" * 64
+    hostports = "add rule ip cni_hostport hostports tcp dport"
+    script = (
+        "add table ip cni_hostport\n"
+        "add chain ip cni_hostport hostports\n"
+        f'{hostports} 9091 dnat to 10.213.71.78:80 comment "{dead}"\n'
+        f'{hostports} 9092 dnat to 10.213.71.2:80 comment "{live_id}"\n'
+        "add table inet cni_plugins_masquerade\n"
+        "add chain inet cni_plugins_masquerade masq_checks\n"
+        "add rule inet cni_plugins_masquerade masq_checks ip saddr 10.213.71.78 masquerade"
+        f' comment "0123-4567, net: cbr0, if: eth0, id: {dead}"\n'
+    )
+    subprocess.run(
+        ["ip", "netns", "exec", node.ns, "nft", "-f", "-"],
+        input=script, text=True, check=True, capture_output=True,
+    )  # fmt: skip
+    status, findings, _ = node.doctor()
+    assert status == 1
+    [orphan] = [f for f in findings if f["subject"].startswith("nftables")]
+    assert "2 per-pod rule(s)" in orphan["message"] and dead[:12] in orphan["message"]
+    status, findings, _ = node.doctor("--repair")
+    assert status == 0 and all(f["repaired"] for f in findings), findings
+    ruleset = node.exec("nft", "list", "ruleset")
+    assert dead not in ruleset and live_id in ruleset
+    assert node.doctor() == (0, [], "")

@@ -235,3 +235,17 @@ def test_crictl_is_asked_for_the_sandboxes(tmp_path: Path, monkeypatch: pytest.M
     crictl.write_text("#!/bin/sh\necho 'connection refused' >&2\nexit 1\n")
     with pytest.raises(cri.CRIError, match="connection refused"):
         cri.sandbox_ids("unix:///x.sock")
+
+
+def test_nft_rule_owners() -> None:
+    from cni_plugins.linux.nftables import NftRule
+
+    def rule(table: str, chain: str, note: str) -> NftRule:
+        return NftRule("ip", table, chain, handle=1, comment=note, expr=[])
+
+    assert chains.nft_owner(rule("cni_hostport", "hostports", CID)) == CID
+    assert chains.nft_owner(rule("cni_hostport", "masquerading", CID)) == CID
+    assert chains.nft_owner(rule("cni_hostport", "prerouting", "")) is None
+    note = f"abcd-ef01, net: cbr0, if: eth0, id: {CID}"
+    assert chains.nft_owner(rule("cni_plugins_masquerade", "masq_checks", note)) == CID
+    assert chains.nft_owner(rule("cni_plugins_masquerade", "postrouting", "")) is None
