@@ -112,6 +112,17 @@ def check(
         by_container.setdefault(container_id, [])
     now = time.time()
     findings: list[Finding] = []
+    if evidence.sandbox_error:
+        findings.append(
+            Finding(
+                CHECK,
+                WARNING,
+                node.options.cri_socket,
+                f"the runtime's sandbox list is unavailable ({evidence.sandbox_error}):"
+                " no container can be cleared, so nothing is released",
+                "install crictl, or check the socket; or run without --cri-socket",
+            )
+        )
     for container_id, held in sorted(by_container.items()):
         if evidence.alive(container_id, [r.ip for r in held]):
             continue
@@ -192,6 +203,9 @@ def _release(
         finding.message += f"; release failed: {exc}"
         node.log(f"release of {container_id} failed: {exc}")
         return
+    if saved is not None and container_id in _saved_ids(node):
+        finding.message += "; after the DEL flannel's saved config is still there"
+        return
     left = [
         r for r in read_stores(sorted({r.data_dir for r in held})) if r.container_id == container_id
     ]
@@ -200,6 +214,12 @@ def _release(
         return
     finding.repaired = True
     node.log(f"released {container_id}: {how}")
+
+
+def _saved_ids(node: Node) -> set[str]:
+    from cni_plugins.flannel import store
+
+    return set(store.container_ids(node.flannel_data_dir() or ""))
 
 
 def _conflist_del(node: Node, container_id: str, ifname: str) -> None:

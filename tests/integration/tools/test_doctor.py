@@ -308,8 +308,11 @@ def test_cri_socket_without_a_sandbox_list_releases_nothing(node: Node) -> None:
     cid = container_id_for(pod)
     sh("ip", "netns", "del", Path(pod).name)
     node.age(cid)
-    _, findings, _ = node.doctor("--repair", "--cri-socket", str(node.tmp / "no.sock"))
-    assert "leaked-reservation" not in {f["check"] for f in findings}
+    socket = str(node.tmp / "no.sock")
+    _, findings, _ = node.doctor("--repair", "--cri-socket", socket)
+    [leak] = [f for f in findings if f["check"] == "leaked-reservation"]
+    assert leak["subject"] == socket and leak["severity"] == "warning"
+    assert "nothing is released" in leak["message"] and not leak["repaired"]
     assert cid in node.reservations().values()
 
 
