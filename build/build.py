@@ -10,8 +10,9 @@ pulls in but the plugins never run are excluded.  Our own modules are not in
 the PYZ but compiled into one code blob that multicall.py serves from a
 meta-path finder (write_code_blob).  The onedir tree is packed
 into one zlib stream (the payload), and each binary is the C launcher
-(build/launcher/launcher.c, zlib linked statically: needs only glibc) + the
-payload + a trailer naming the plugin and the payload's SHA-256.  At exec the
+(build/launcher/launcher.c, static: no loader, no library) + the payload (which
+carries the build machine's glibc and loader) + a trailer naming the plugin and
+the payload's SHA-256.  At exec the
 launcher runs the bundle from a content-addressed cache directory, unpacking
 it there once (see launcher.c).  After building it prints each binary's size
 and the median wall time of a VERSION call with a cold and a warm cache.
@@ -38,6 +39,9 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
 WORK = BUILD / "_work"
 sys.path.insert(0, str(REPO))
+
+# build/ is sys.path[0] when run as a script (mypy and the tests see build.versioning)
+import versioning  # type: ignore[import-not-found]  # noqa: E402
 
 from cni_plugins.plugins import BINARIES, TOOLS  # noqa: E402 - needs REPO on sys.path
 
@@ -76,14 +80,26 @@ SETNS_MODULE = "_cni_setns"  # netns.py imports this name
 
 
 def version_string() -> str:
+    """The build's version: from the release tag (build/versioning.py)."""
     from cni_plugins import __version__
 
+    if os.environ.get("CNI_PLUGINS_BUILD_VERSION"):  # foreign_arch.py: no git in its root
+        return os.environ["CNI_PLUGINS_BUILD_VERSION"]
     try:
         rev = _git("rev-parse", "--short=12", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.CalledProcessError):
         return __version__
-    return f"{__version__}+g{rev}{'.dirty' if dirty else ''}"
+    try:
+        describe: str | None = _git("describe", "--tags", "--long", "--match", "v[0-9]*")
+    except subprocess.CalledProcessError:  # no release tag yet
+        describe = None
+    version: str = versioning.from_describe(describe, rev, dirty, __version__)
+    if versioning.is_release(version) and not versioning.changelog_has(
+        (REPO / "CHANGELOG.md").read_text(), version
+    ):
+        raise SystemExit(f"build: release {version} has no '## {version}' section in CHANGELOG.md")
+    return version
 
 
 def _git(*args: str) -> str:
@@ -179,7 +195,8 @@ def build_bundle(modules: dict[str, str], version: str, ext_dir: Path) -> Path:
         )
     except FileNotFoundError:
         sys.exit("patchelf not found: run scripts/setup.sh (apt-get install patchelf)")
-    check_host_libraries(bundle)
+    bundle_libc(bundle)
+    check_self_contained(bundle)
     check_no_ctypes(bundle)
     write_code_blob(bundle, ours.read_text().split())
     for name in modules:
@@ -187,34 +204,120 @@ def build_bundle(modules: dict[str, str], version: str, ext_dir: Path) -> Path:
     return bundle
 
 
-# What a node must provide: glibc (and the vDSO); anything else must be bundled.
-GLIBC = ("linux-vdso", "libc.so", "libm.so", "libdl.so", "libpthread.so", "librt.so", "ld-linux")
+# The libraries of the build machine's glibc that the bundle's ELF files need:
+# PyInstaller leaves them out (it expects them on the node); build.py copies
+# them in, with the loader, so that the node need provide only the kernel.
+GLIBC = ("libc.so", "libm.so", "libdl.so", "libpthread.so", "librt.so", "libutil.so")
+# The loader reads this file (if it exists) and preloads the libraries it
+# names into every program, ours too: a node's security agent or audit
+# library, built for the node's glibc, inside a process running ours may fail
+# relocation and abort the plugin.  Those libraries are for the node's own
+# programs (which our delegates and iptables still are); in the bundled loader
+# the path is overwritten with /dev/null (empty: nothing to preload).
+PRELOAD_FILE = b"/etc/ld.so.preload\0"
+PRELOAD_NONE = b"/dev/null".ljust(len(PRELOAD_FILE), b"\0")
 
 
-def check_host_libraries(bundle: Path) -> None:
-    """Fail unless every ELF file in the bundle finds all its libraries in the
-    bundle or in glibc (the executable without LD_LIBRARY_PATH, as at its first
-    exec; the rest with the LD_LIBRARY_PATH the bootloader sets)."""
-    internal = bundle / "_internal"
-    outside: set[str] = set()
-    for path in sorted(p for p in bundle.rglob("*") if p.is_file() and not p.is_symlink()):
+def elf_files(tree: Path) -> list[Path]:
+    found = []
+    for path in sorted(p for p in tree.rglob("*") if p.is_file() and not p.is_symlink()):
         with open(path, "rb") as f:
-            if f.read(4) != b"\x7fELF":
-                continue
-        env = {} if path.name == BUNDLE else {"LD_LIBRARY_PATH": str(internal)}
-        out = subprocess.run(
-            ["ldd", str(path)], capture_output=True, text=True, env=env, check=False
+            if f.read(4) == b"\x7fELF":
+                found.append(path)
+    return found
+
+
+def _readelf(option: str, path: Path) -> str:
+    try:
+        return subprocess.run(
+            ["readelf", "-W", option, str(path)], capture_output=True, text=True, check=True
         ).stdout
-        for line in out.splitlines():
+    except FileNotFoundError:
+        sys.exit("readelf not found: run scripts/setup.sh (apt-get install binutils)")
+
+
+def elf_needed(path: Path) -> list[str]:
+    """The DT_NEEDED names of an ELF file."""
+    out = _readelf("-d", path)
+    return [line.split("[", 1)[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line]
+
+
+def elf_interpreter(path: Path) -> str | None:
+    """The PT_INTERP path of an ELF file (None: static, or a shared library)."""
+    for line in _readelf("-l", path).splitlines():
+        if "Requesting program interpreter:" in line:
+            return line.split(":", 1)[1].strip().rstrip("]").strip()
+    return None
+
+
+def loader_of(bundle: Path) -> Path:
+    """The bundled loader: _internal/<basename of the bootloader's PT_INTERP>."""
+    interp = elf_interpreter(bundle / BUNDLE)
+    if interp is None:
+        sys.exit(f"{BUNDLE} has no program interpreter: cannot tell which loader to bundle")
+    return bundle / "_internal" / os.path.basename(interp)
+
+
+def bundle_libc(bundle: Path) -> None:
+    """Copy the build machine's loader and the glibc libraries the bundle's ELF
+    files need into _internal/, and keep the loader from reading the node's
+    /etc/ld.so.preload."""
+    internal = bundle / "_internal"
+    interp = elf_interpreter(bundle / BUNDLE)
+    assert interp is not None
+    loader = loader_of(bundle)
+    data = Path(interp).resolve().read_bytes()
+    if data.count(PRELOAD_FILE) != 1:
+        sys.exit(f"{interp}: {PRELOAD_FILE!r} not found exactly once: cannot disable it")
+    loader.write_bytes(data.replace(PRELOAD_FILE, PRELOAD_NONE))
+    loader.chmod(0o755)
+    host = {}  # soname -> host path, as the host's loader resolves it
+    pending = True
+    while pending:  # libraries of copied libraries too
+        pending = False
+        for path in elf_files(bundle):
+            missing = [n for n in elf_needed(path) if not (internal / n).exists()]
+            if not missing:
+                continue
+            out = subprocess.run(
+                ["ldd", str(path)], capture_output=True, text=True, check=False
+            ).stdout
+            for line in out.splitlines():
+                parts = line.split()
+                if len(parts) > 2 and parts[1] == "=>" and parts[2].startswith("/"):
+                    host[parts[0]] = parts[2]
+            for name in missing:
+                if name.startswith(GLIBC) and name in host:
+                    shutil.copyfile(Path(host[name]).resolve(), internal / name)
+                    (internal / name).chmod(0o755)
+                    pending = True
+
+
+def check_self_contained(bundle: Path) -> None:
+    """Fail unless every ELF file in the bundle finds every library it needs in
+    _internal/, resolved by the bundled loader exactly as at run time (no
+    ld.so.cache, --library-path; see run() in launcher.c)."""
+    internal = bundle / "_internal"
+    loader = loader_of(bundle)
+    problems: set[str] = set()
+    for path in elf_files(bundle):
+        if path == loader:
+            continue
+        cmd = [str(loader), "--inhibit-cache", "--library-path", str(internal), "--list"]
+        proc = subprocess.run([*cmd, str(path)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            problems.add(f"{path.relative_to(bundle)}: {(proc.stderr or proc.stdout).strip()}")
+        for line in proc.stdout.splitlines():
             parts = line.split()
-            if not parts or os.path.basename(parts[0]).startswith(GLIBC) or "static" in line:
+            # the vDSO, a static file, or (under qemu-user) the object itself, unnamed
+            if not parts or parts[0].startswith(("linux-vdso", "(")) or "statically linked" in line:
                 continue
             resolved = parts[2] if len(parts) > 2 and parts[1] == "=>" else parts[0]
-            if not resolved.startswith(str(bundle)):
-                outside.add(f"{path.relative_to(bundle)}: {parts[0]} => {resolved}")
-    if outside:
+            if resolved == "not" or not Path(resolved).resolve().is_relative_to(internal):
+                problems.add(f"{path.relative_to(bundle)}: {parts[0]} => {resolved}")
+    if problems:
         sys.exit(
-            "the bundle needs host libraries besides glibc:\n  " + "\n  ".join(sorted(outside))
+            "the bundle needs libraries it does not carry:\n  " + "\n  ".join(sorted(problems))
         )
 
 
@@ -339,25 +442,21 @@ def pack(tree: Path) -> tuple[bytes, int]:
     return zlib.compress(bytes(raw), 9), len(raw)
 
 
-def build_launcher() -> Path:
-    """gcc the launcher with zlib linked in statically, and prove that it needs
-    nothing but glibc."""
+def build_launcher(loader_name: str) -> Path:
+    """gcc the launcher statically (glibc's libc.a, zlib's libz.a) and prove
+    that it needs no loader and no library."""
     WORK.mkdir(parents=True, exist_ok=True)  # absent in a fresh clone
     out = WORK / "launcher"
     src = BUILD / "launcher" / "launcher.c"
-    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-s", "-o", str(out), str(src)]
-    cmd += ["-Wl,-Bstatic", "-lz", "-Wl,-Bdynamic"]
+    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-s", "-static"]
+    cmd += [f'-DLOADER_NAME="{loader_name}"', "-o", str(out), str(src), "-lz"]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        sys.exit(f"building the launcher failed (needs gcc and zlib1g-dev):\n{result.stderr}")
-    needed = subprocess.run(["ldd", str(out)], capture_output=True, text=True, check=True).stdout
-    extra = [
-        line.split()[0]
-        for line in needed.splitlines()
-        if line.strip() and not line.split()[0].startswith(("linux-vdso", "libc.so", "/lib"))
-    ]
-    if extra:
-        sys.exit(f"the launcher must need only glibc, but ldd lists: {', '.join(extra)}")
+        sys.exit(
+            "building the launcher failed (needs gcc, libc6-dev and zlib1g-dev):\n" + result.stderr
+        )
+    if elf_interpreter(out) is not None or elf_needed(out):
+        sys.exit(f"the launcher must be static, but it has a loader or needs {elf_needed(out)}")
     return out
 
 
@@ -439,7 +538,28 @@ def main() -> int:
     parser.add_argument("plugins", nargs="*", help="binaries to write (default: all that exist)")
     parser.add_argument("--out", type=Path, default=REPO / "dist" / "bin")
     parser.add_argument("--no-timing", action="store_true", help="skip the start-up timings")
+    parser.add_argument(
+        "--print-version",
+        action="store_true",
+        help="print the version a build would stamp, build nothing",
+    )
+    parser.add_argument(
+        "--arch",
+        default="native",
+        help="build for another architecture (arm64) in a Debian root of it (foreign_arch.py)",
+    )
     ns = parser.parse_args()
+    if ns.print_version:
+        print(version_string())
+        return 0
+    if ns.arch != "native":
+        # build/ is sys.path[0] when run as a script (mypy checks it as build.foreign_arch)
+        import foreign_arch  # type: ignore[import-not-found]
+
+        args = [*ns.plugins, *(["--no-timing"] if ns.no_timing else [])]
+        out = ns.out if "--out" in sys.argv else REPO / "dist" / f"bin-{ns.arch}"
+        code = foreign_arch.build(ns.arch, REPO, WORK, out, args=args, version=version_string())
+        return int(code)
     available = {
         b: m for b, m in PLUGINS.items() if (REPO / "cni_plugins" / "plugins" / f"{m}.py").exists()
     }
@@ -449,9 +569,9 @@ def main() -> int:
     if unknown:
         parser.error(f"no such binary: {', '.join(unknown)} (have: {', '.join(entries)})")
     version = version_string()
-    launcher = build_launcher().read_bytes()
     shutil.rmtree(WORK / "bundle", ignore_errors=True)
     bundle = build_bundle(entries, version, build_setns_extension())
+    launcher = build_launcher(loader_of(bundle).name).read_bytes()
     payload, unpacked = pack(bundle)
     digest = hashlib.sha256(payload).hexdigest().encode()
     crc = zlib.crc32(payload)
@@ -463,7 +583,10 @@ def main() -> int:
     shutil.rmtree(WORK / "pyi", ignore_errors=True)
     shutil.rmtree(WORK / "bundle", ignore_errors=True)
     plugins = [path for path in built if path.name in available]  # tools have no VERSION
-    check_one_exec(plugins[0] if plugins else built[0])
+    if os.environ.get("CNI_PLUGINS_BUILD_EMULATED"):  # foreign_arch.py, under qemu-user
+        print("not checking the execve count: qemu-user has no ptrace (strace)")
+    else:
+        check_one_exec(plugins[0] if plugins else built[0])
     print(f"\nbuilt {len(built)} binaries, version {version}, payload id {digest.decode()[:16]}")
     print(f"into {ns.out}; launcher {len(launcher) // 1024} KiB")
     if not ns.no_timing:

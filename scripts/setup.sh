@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="iproute2 iputils-ping time strace gcc zlib1g-dev python3-dev patchelf iptables nftables conntrack containernetworking-plugins busybox-static dash shellcheck python3-venv podman containerd runc util-linux golang-go golang-github-appc-cni-dev"
+PACKAGES="iproute2 iputils-ping time strace gcc zlib1g-dev python3-dev patchelf iptables nftables conntrack containernetworking-plugins busybox-static dash shellcheck python3-venv libc6-dev binutils file debootstrap musl podman containerd runc util-linux golang-go golang-github-appc-cni-dev"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -13,10 +13,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from cni_plugins.plugins import BINARIES
+
+if TYPE_CHECKING:
+    from tests.install.images import Images
 
 REPO = Path(__file__).resolve().parent.parent
 # binary name -> module under cni_plugins.plugins
@@ -123,3 +127,14 @@ def logging_tool_wrappers(directory: Path) -> tuple[Path, Path]:
             )
             tool.chmod(0o755)
     return wrappers, logged
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
+    """deploy/Containerfile's image, built once per session for the suites that
+    run it (tests/install/test_image.py, tests/containerd/): see
+    tests/install/images.py.  Imported here, on first use, so other suites do
+    not load it."""
+    from tests.install.images import session_images
+
+    yield from session_images(tmp_path_factory)

@@ -6,8 +6,12 @@
  * stream) and a 128-byte trailer naming the plugin and the payload's SHA-256.
  * All five binaries carry the same payload, so one extraction serves all.
  *
+ * The launcher is static (no loader, no libc of the host) and the bundle runs on
+ * the glibc it carries, through its own loader (see run()): a binary needs
+ * nothing from the host but the kernel.
+ *
  * At exec we look for <cache>/<id>/ with a completion marker; when present and
- * owned by us (not group/world-writable, on an exec-able filesystem) we exec
+ * owned by us (not group/world-writable, on an exec-able filesystem) we run
  * <cache>/<id>/<plugin> (a symlink to the bundle's executable; its basename
  * tells the bundle which plugin to run) with our argv tail, stdin/stdout/stderr
  * untouched and the caller's environment plus what the PyInstaller bootloader
@@ -43,6 +47,9 @@
 #define TRAILER_SIZE 128
 #define MAGIC "CNIPYPL1"     /* format version is part of the magic */
 #define BUNDLE_EXE "cni-plugins" /* the onedir bundle's executable */
+#ifndef LOADER_NAME /* the bundled glibc loader in _internal/; build.py passes it */
+#define LOADER_NAME "ld-linux-x86-64.so.2"
+#endif
 #define MARKER ".complete"
 #define LOCK_NAME ".lock"
 #define DEFAULT_CACHE "/var/lib/cni/cni-plugins-py"
@@ -348,9 +355,43 @@ oom:
 	cni_fail(ERR_INTERNAL, "out of memory", "setting up the bundle's environment");
 }
 
+/* The caller's loader variables that would make the bundled ld.so load host
+ * libraries into the bundle (built for another libc, they may abort its
+ * relocation): moved to _CNI_HOST_<name> for the bundle, and
+ * spec/invoke.clean_environ moves them back for delegates and iptables.
+ * LD_LIBRARY_PATH needs no stash: --library-path makes ld.so ignore it. */
+static const char *const host_loader_vars[] = {"LD_PRELOAD", "LD_AUDIT"};
+#define HOST_STASH "_CNI_HOST_"
+
+static void stash_host_loader_vars(void)
+{
+	for (size_t i = 0; i < sizeof(host_loader_vars) / sizeof(host_loader_vars[0]); i++) {
+		const char *name = host_loader_vars[i];
+		const char *value = getenv(name);
+		char stash[64];
+		snprintf(stash, sizeof(stash), HOST_STASH "%s", name);
+		if (!value)
+			continue;
+		if (setenv(stash, value, 1) || unsetenv(name))
+			cni_fail(ERR_INTERNAL, "out of memory", "setting up the bundle's environment");
+	}
+}
+
+/* Exec the bundle through the loader it carries, never the host's:
+ *   <entry>/_internal/LOADER --inhibit-cache --library-path <entry>/_internal
+ *       --argv0 <entry>/<plugin> <entry>/cni-plugins <our argv tail>
+ * so that every library comes from the entry (no /etc/ld.so.cache, no
+ * LD_LIBRARY_PATH; build.py patched the loader's /etc/ld.so.preload path away
+ * and checked that the entry holds every library any of its ELF files needs).
+ * /proc/self/exe is then the loader, which the PyInstaller bootloader
+ * recognises (ld-*.so.N) and ignores: it takes realpath(argv[0]) instead, the
+ * bundle executable (argv[0] is the plugin's symlink to it, whose basename
+ * tells the bundle which plugin to run). */
 static __attribute__((noreturn)) void run(const char *cdir, int efd, char **argv)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], exe[PATH_MAX], loader[PATH_MAX], lib[PATH_MAX];
+	char **args;
+	int argc = 0, n = 0;
 	/* efd stays open (no CLOEXEC): the shared lock lives on in the bundle.  If
 	 * the caller closed a standard descriptor, efd may have taken its number:
 	 * move it up so the plugin never reads or writes a directory. */
@@ -359,16 +400,33 @@ static __attribute__((noreturn)) void run(const char *cdir, int efd, char **argv
 		if (high >= 0)
 			close(efd);
 	}
-	if (snprintf(path, sizeof(path), "%s/%s/%s", cdir, id, plugin) >= (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s/%s/%s", cdir, id, plugin) >= (int)sizeof(path) ||
+	    snprintf(exe, sizeof(exe), "%s/%s/%s", cdir, id, BUNDLE_EXE) >= (int)sizeof(exe) ||
+	    snprintf(lib, sizeof(lib), "%s/%s/_internal", cdir, id) >= (int)sizeof(lib) ||
+	    snprintf(loader, sizeof(loader), "%s/%s", lib, LOADER_NAME) >= (int)sizeof(loader))
 		cni_fail(ERR_IO, "cache path too long", cdir);
-	argv[0] = path; /* basename = plugin; a full path lets the bundle find itself without /proc */
-	preset_bootloader_env(cdir);
-	execv(path, argv);
-	if (errno == ENOENT) {
+	if (access(path, F_OK) < 0 && errno == ENOENT) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "this build has no plugin named \"%s\"", plugin);
 		cni_fail(ERR_INTERNAL, msg, path);
 	}
+	while (argv[argc])
+		argc++;
+	args = calloc((size_t)argc + 8, sizeof(*args));
+	if (!args)
+		cni_fail(ERR_INTERNAL, "out of memory", "building the bundle's argv");
+	args[n++] = loader;
+	args[n++] = "--inhibit-cache";
+	args[n++] = "--library-path";
+	args[n++] = lib;
+	args[n++] = "--argv0";
+	args[n++] = path; /* a full path lets the bundle find itself */
+	args[n++] = exe;
+	for (int i = 1; i < argc; i++)
+		args[n++] = argv[i];
+	preset_bootloader_env(cdir);
+	stash_host_loader_vars();
+	execv(loader, args);
 	cni_fail(ERR_IO, "cannot exec the unpacked plugin bundle", strerror(errno));
 }
 

@@ -9,6 +9,7 @@ veth exists); here they all fail up front.
 
 from __future__ import annotations
 
+from cni_plugins.spec import gokeys
 from cni_plugins.spec.errors import InvalidConfig
 from cni_plugins.spec.fields import integer, optional_bool, typename
 from cni_plugins.spec.text import is_mac
@@ -23,6 +24,30 @@ if TYPE_CHECKING:
 
 DEFAULT_BRIDGE = "cni0"
 MAX_VLAN = 4094
+# The reference's NetConf and its nested structs: keys match as Go's encoding/json.
+CONF_FIELDS = gokeys.NETCONF.extend(
+    "bridge",
+    "isGateway",
+    "isDefaultGateway",
+    "forceAddress",
+    "ipMasq",
+    "ipMasqBackend",
+    "mtu",
+    "hairpinMode",
+    "promiscMode",
+    "vlan",
+    "vlanTrunk",
+    "preserveDefaultVlan",
+    "macspoofchk",
+    "enabledad",
+    "disableContainerInterface",
+    "portIsolation",
+    "args",
+    "runtimeConfig",
+)
+VLAN_TRUNK_FIELDS = gokeys.Struct("minID", "maxID", "id")
+ARGS_FIELDS = gokeys.Struct("cni")
+MAC_FIELDS = gokeys.Struct("mac")  # BridgeArgs and RuntimeConfig
 _BOOL_KEYS = {
     "isGateway": "is_gateway",
     "isDefaultGateway": "is_default_gateway",
@@ -101,9 +126,10 @@ class BridgeConf:
 
     @classmethod
     def from_json(
-        cls, raw: Mapping[str, Any], *, cni_args: str = "", for_add: bool = True
+        cls, given: Mapping[str, Any], *, cni_args: str = "", for_add: bool = True
     ) -> BridgeConf:
-        conf = cls(raw, str(raw.get("name", "")))
+        raw = CONF_FIELDS.decode(given)
+        conf = cls(given, str(raw.get("name", "")))
         for key, attr in _BOOL_KEYS.items():
             value = optional_bool(raw, key)
             if value is not None:
@@ -199,7 +225,8 @@ def parse_vlan_trunk(value: object) -> tuple[int, ...] | None:
     for item in value:
         if not isinstance(item, dict):
             raise InvalidConfig(f"vlanTrunk: entries must be objects, got {typename(item)}")
-        lo, hi, one = (item.get(k) for k in ("minID", "maxID", "id"))
+        fields = VLAN_TRUNK_FIELDS.decode(item)
+        lo, hi, one = (fields.get(k) for k in ("minID", "maxID", "id"))
         if lo is not None and hi is not None:
             lo = _trunk_id(lo, "minID")
             hi = _trunk_id(hi, "maxID")
@@ -232,7 +259,7 @@ def _ipam_type(raw: Mapping[str, Any]) -> str:
         return ""
     if not isinstance(ipam, dict):
         raise InvalidConfig(f"ipam: must be an object, got {typename(ipam)}")
-    kind = ipam.get("type")
+    kind = gokeys.IPAM.decode(ipam).get("type")
     if kind is None or kind == "":
         return ""
     if not isinstance(kind, str) or "/" in kind or kind in (".", ".."):
@@ -254,6 +281,7 @@ def _dns(value: object) -> DNS | None:
         return None
     if not isinstance(value, dict):
         raise InvalidConfig(f"dns: must be an object, got {typename(value)}")
+    value = gokeys.DNS.decode(value)
     domain = value.get("domain")
     if domain is not None and not isinstance(domain, str):
         raise InvalidConfig("dns.domain: must be a string")
@@ -279,13 +307,14 @@ def _mac(raw: Mapping[str, Any], cni_args: str) -> str:
         if from_env:
             mac, source = from_env, "CNI_ARGS MAC"
     args = raw.get("args")
-    if isinstance(args, dict) and isinstance(args.get("cni"), dict):
-        value = args["cni"].get("mac")
+    cni = ARGS_FIELDS.decode(args).get("cni") if isinstance(args, dict) else None
+    if isinstance(cni, dict):
+        value = MAC_FIELDS.decode(cni).get("mac")
         if value is not None and value != "":
             mac, source = value, "args.cni.mac"
     runtime = raw.get("runtimeConfig")
     if isinstance(runtime, dict):
-        value = runtime.get("mac")
+        value = MAC_FIELDS.decode(runtime).get("mac")
         if value is not None and value != "":
             mac, source = value, "runtimeConfig.mac"
     if not isinstance(mac, str) or (mac and not is_mac(mac)):

@@ -20,7 +20,7 @@ one per flannel network.
 
 from __future__ import annotations
 
-from cni_plugins.spec import jsonio
+from cni_plugins.spec import gokeys, jsonio
 from cni_plugins.spec.errors import InvalidConfig
 
 TYPE_CHECKING = False
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 DEFAULT_SUBNET_FILE = "/run/flannel/subnet.env"
 DEFAULT_DATA_DIR = "/var/lib/cni/flannel"
+# The reference's NetConf: its keys match as Go's encoding/json does, but
+# ``ipam``, ``delegate`` and ``runtimeConfig`` are Go maps, whose keys stay exact.
+CONF_FIELDS = gokeys.NETCONF.extend("ipam", "subnetFile", "dataDir", "delegate", "runtimeConfig")
 
 
 class FlannelConf:
@@ -46,7 +49,8 @@ class FlannelConf:
         "subnet_file",
     )
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
+    def __init__(self, given: Mapping[str, Any]) -> None:
+        raw = CONF_FIELDS.decode(given)
         self.name: str = raw["name"]
         self.cni_version: str = raw.get("cniVersion") or ""
         self.subnet_file = _path(raw, "subnetFile", DEFAULT_SUBNET_FILE)
@@ -54,7 +58,8 @@ class FlannelConf:
         self.delegate = _object(raw, "delegate")
         self.ipam = _object(raw, "ipam")
         self.runtime_config = raw.get("runtimeConfig")
-        self.args = raw.get("args")
+        # Not a field of the reference's (which drops it): passed on as written.
+        self.args = given.get("args")
         for key in ("name", "ipam"):
             if key in self.delegate:
                 raise InvalidConfig(
@@ -109,7 +114,11 @@ def _render_ipam(conf: FlannelConf, env: SubnetEnv) -> dict[str, Any]:
     ipam = dict(conf.ipam)
     ipam.setdefault("type", "host-local")
     ipam["ranges"] = [[{"subnet": str(s)}] for s in (env.subnet, env.subnet6) if s is not None]
-    routes = list(ipam.get("routes") or [])
+    # The reference decodes the user's routes into types.Route and writes them
+    # back: keys matched as Go does, unknown ones dropped.
+    routes = [
+        gokeys.ROUTE.decode(r) if isinstance(r, dict) else r for r in ipam.get("routes") or []
+    ]
     routes += [{"dst": str(n)} for n in (*env.networks, *env.networks6)]
     ipam["routes"] = routes
     return ipam

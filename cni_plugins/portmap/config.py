@@ -16,6 +16,7 @@ tokens that would replace the entry rule's target.
 
 from __future__ import annotations
 
+from cni_plugins.spec import gokeys
 from cni_plugins.spec.errors import InvalidConfig
 from cni_plugins.spec.fields import boolean, integer, typename
 from cni_plugins.spec.ip import ip_address
@@ -37,6 +38,19 @@ DEFAULT_MARK_BIT = 13
 # XT_EXTENSION_MAXNAMELEN - 1: the longest iptables chain name.
 MAX_CHAIN_NAME = 28
 _IPT_JUMPS = frozenset(("-j", "--jump", "-g", "--goto"))
+# The reference's PortMapConf and PortMapEntry: keys match as Go's encoding/json.
+CONF_FIELDS = gokeys.NETCONF.extend(
+    "backend",
+    "snat",
+    "conditionsV4",
+    "conditionsV6",
+    "masqAll",
+    "markMasqBit",
+    "runtimeConfig",
+    "externalSetMarkChain",
+)
+RUNTIME_FIELDS = gokeys.Struct("portMappings")
+ENTRY_FIELDS = gokeys.Struct("hostPort", "containerPort", "protocol", "hostIP")
 
 
 class PortMapping:
@@ -125,6 +139,7 @@ class PortMapConf:
     ) -> PortMapConf:
         """Parse ``raw``.  ``iptables_usable`` decides an unset ``backend`` (None:
         look for the tools, as the reference's auto-detection)."""
+        raw = CONF_FIELDS.decode(raw)
         conf = cls(str(raw.get("name", "")))
         conf.snat = boolean(raw, "snat", default=True)
         conf.masq_all = boolean(raw, "masqAll", default=False)
@@ -264,7 +279,7 @@ def _mappings(runtime: object) -> tuple[PortMapping, ...]:
         return ()
     if not isinstance(runtime, dict):
         raise InvalidConfig(f"runtimeConfig: must be an object, got {typename(runtime)}")
-    value = runtime.get("portMappings")
+    value = RUNTIME_FIELDS.decode(runtime).get("portMappings")
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -272,17 +287,24 @@ def _mappings(runtime: object) -> tuple[PortMapping, ...]:
     return tuple(_mapping(item, f"runtimeConfig.portMappings[{i}]") for i, item in enumerate(value))
 
 
-def _mapping(item: object, where: str) -> PortMapping:
-    if not isinstance(item, dict):
-        raise InvalidConfig(f"{where}: must be an object, got {typename(item)}")
-    container_port = _port(item.get("containerPort"), f"{where}.containerPort", "container")
-    host_port = _port(item.get("hostPort"), f"{where}.hostPort", "host")
+def _mapping(given: object, where: str) -> PortMapping:
+    if not isinstance(given, dict):
+        raise InvalidConfig(f"{where}: must be an object, got {typename(given)}")
+    item = ENTRY_FIELDS.decode(given)
+
+    def key(name: str) -> str:
+        """The key for messages, also as the caller spelt it (go-cni: "HostPort")."""
+        spelt = ENTRY_FIELDS.spelling(given, name)
+        return f"{where}.{name}" + (f' (given as "{spelt}")' if spelt != name else "")
+
+    container_port = _port(item.get("containerPort"), key("containerPort"), "container")
+    host_port = _port(item.get("hostPort"), key("hostPort"), "host")
     protocol = item.get("protocol")
     if protocol is None or protocol == "":
         protocol = "tcp"
     if not isinstance(protocol, str) or protocol.lower() not in PROTOCOLS:
-        raise InvalidConfig(f"{where}.protocol: unknown protocol {protocol!r} (tcp, udp or sctp)")
-    return PortMapping(host_port, container_port, protocol.lower(), _host_ip(item, where))
+        raise InvalidConfig(f"{key('protocol')}: unknown protocol {protocol!r} (tcp, udp or sctp)")
+    return PortMapping(host_port, container_port, protocol.lower(), _host_ip(item, key("hostIP")))
 
 
 def _port(value: object, key: str, which: str) -> int:
@@ -294,7 +316,7 @@ def _port(value: object, key: str, which: str) -> int:
     return port
 
 
-def _host_ip(item: Mapping[str, Any], where: str) -> IPAddress | None:
+def _host_ip(item: Mapping[str, Any], key: str) -> IPAddress | None:
     value = item.get("hostIP")
     if value is None or value == "":
         return None
@@ -307,4 +329,4 @@ def _host_ip(item: Mapping[str, Any], where: str) -> IPAddress | None:
             # Go's net.IP treats ::ffff:a.b.c.d as IPv4.
             mapped = ip.ipv4_mapped
             return mapped if mapped is not None else ip
-    raise InvalidConfig(f"{where}.hostIP: {value!r} is not an IP address")
+    raise InvalidConfig(f"{key}: {value!r} is not an IP address")

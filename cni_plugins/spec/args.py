@@ -143,10 +143,13 @@ def valid_attachments(config: Mapping[str, Any]) -> set[tuple[str, str]]:
     items = config[key]
     if not isinstance(items, list):
         raise InvalidConfig(f"{key} must be a list")
+    from cni_plugins.spec.gokeys import GC_ATTACHMENT
+
     out: set[tuple[str, str]] = set()
     for n, entry in enumerate(items):
-        cid = entry.get("containerID") if isinstance(entry, dict) else None
-        ifname = entry.get("ifname") if isinstance(entry, dict) else None
+        fields = GC_ATTACHMENT.decode(entry) if isinstance(entry, dict) else {}
+        cid = fields.get("containerID")
+        ifname = fields.get("ifname")
         if not isinstance(cid, str) or not cid or not isinstance(ifname, str):
             raise InvalidConfig(f"{key}[{n}] needs string containerID and ifname")
         out.add((cid.strip(), ifname))

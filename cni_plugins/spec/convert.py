@@ -17,6 +17,7 @@ An empty ``dns`` is omitted, as current upstream does.
 
 from __future__ import annotations
 
+from cni_plugins.spec import gokeys
 from cni_plugins.spec import version as versions
 from cni_plugins.spec.errors import IncompatibleVersion, InvalidConfig
 from cni_plugins.spec.ip import ip_address, ip_interface, ip_network
@@ -136,18 +137,25 @@ def _dns_to_wire(dns: DNS) -> JSON:
 # wire -> canonical
 
 
-def result_from_wire(raw: object, default_version: str, what: str = "result") -> Result:
+def result_from_wire(
+    raw: object, default_version: str, what: str = "result", *, go_map: bool = False
+) -> Result:
     """Parse a result printed in its own ``cniVersion`` (``default_version`` if absent).
 
+    Keys match the result structs' fields as in Go (``"IPs"`` is ``ips``).
+    ``go_map``: ``raw`` is a config's ``prevResult``, which Go holds as a map and
+    re-marshals, every object's keys sorted, before decoding it into a result.
     Errors are ``InvalidConfig`` naming ``what`` (e.g. "prevResult") and the field.
     """
-    obj = _obj(raw, what)
+    if go_map:
+        raw = _sorted_keys(raw)
+    obj = gokeys.RESULT.decode(_obj(raw, what))
     version = obj.get("cniVersion", default_version)
     if not isinstance(version, str):
         raise InvalidConfig(f"{what}.cniVersion must be a string")
     versions.require_supported(version)
     if versions.shape(version) == versions.LEGACY:
-        return _from_legacy(obj, what)
+        return _from_legacy(gokeys.LEGACY_RESULT.decode(_obj(raw, what)), what)
     result = Result(
         interfaces=[
             _iface(x, f"{what}.interfaces[{n}]") for n, x in _items(obj, "interfaces", what)
@@ -162,6 +170,15 @@ def result_from_wire(raw: object, default_version: str, what: str = "result") ->
     return result
 
 
+def _sorted_keys(raw: object) -> object:
+    """``raw`` as Go's json.Marshal writes a map[string]interface{}: keys sorted."""
+    if isinstance(raw, dict):
+        return {k: _sorted_keys(raw[k]) for k in sorted(raw)}
+    if isinstance(raw, list):
+        return [_sorted_keys(v) for v in raw]
+    return raw
+
+
 def route_from_wire(raw: object, what: str) -> Route:
     """One route object as results and IPAM configs (``ipam.routes``) write it."""
     return _route(raw, what)
@@ -174,7 +191,7 @@ def _from_legacy(obj: Mapping[str, Any], what: str) -> Result:
         if entry is None:
             continue
         where = f"{what}.{key}"
-        entry = _obj(entry, where)
+        entry = gokeys.LEGACY_IP_CONFIG.decode(_obj(entry, where))
         address = _interface_addr(entry.get("ip"), f"{where}.ip")
         gateway = _opt_addr(entry.get("gateway"), f"{where}.gateway")
         result.ips.append(IPConfig(address, gateway))
@@ -214,7 +231,7 @@ def _int(obj: Mapping[str, Any], key: str, what: str) -> int:
 
 
 def _iface(raw: object, what: str) -> Interface:
-    obj = _obj(raw, what)
+    obj = gokeys.INTERFACE.decode(_obj(raw, what))
     name = _str(obj, "name", what)
     if not name:
         raise InvalidConfig(f"{what}.name is missing")
@@ -229,7 +246,7 @@ def _iface(raw: object, what: str) -> Interface:
 
 
 def _ipconfig(raw: object, what: str) -> IPConfig:
-    obj = _obj(raw, what)
+    obj = gokeys.IP_CONFIG.decode(_obj(raw, what))
     address = _interface_addr(obj.get("address"), f"{what}.address")
     gateway = _opt_addr(obj.get("gateway"), f"{what}.gateway")
     index = obj.get("interface")
@@ -243,7 +260,7 @@ def _ipconfig(raw: object, what: str) -> IPConfig:
 
 
 def _route(raw: object, what: str) -> Route:
-    obj = _obj(raw, what)
+    obj = gokeys.ROUTE.decode(_obj(raw, what))
     dst = parse_network(obj.get("dst"), f"{what}.dst")
     gw = _opt_addr(obj.get("gw"), f"{what}.gw")
     table = obj.get("table")
@@ -265,7 +282,7 @@ def _route(raw: object, what: str) -> Route:
 def _dns(raw: object, what: str) -> DNS:
     if raw is None:
         return DNS()
-    obj = _obj(raw, what)
+    obj = gokeys.DNS.decode(_obj(raw, what))
 
     def strings(key: str) -> tuple[str, ...]:
         value = obj.get(key) or []

@@ -54,14 +54,21 @@ def find_plugin(plugin_type: str, paths: tuple[str, ...]) -> str:
     )
 
 
+# The launcher moves the caller's LD_PRELOAD and LD_AUDIT here (they would load
+# host libraries into the bundle, which runs on its own glibc); must match
+# HOST_STASH in build/launcher/launcher.c.
+HOST_STASH = "_CNI_HOST_"
+
+
 def clean_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment for a program we exec, without a frozen bundle's leftovers.
 
     The PyInstaller bootloader of our bundle points LD_LIBRARY_PATH at the bundle
     and sets ``_PYI_*``; a child inheriting them loads the wrong libraries or
-    mistakes itself for part of our bundle.  Without them a frozen child starts
-    as its own instance, and the delegate sees exactly the caller's environment
-    (which the spec asks for).
+    mistakes itself for part of our bundle.  The launcher moved the caller's
+    LD_PRELOAD and LD_AUDIT aside (``_CNI_HOST_*``); they go back.  Without all
+    this a frozen child starts as its own instance, and the delegate sees exactly
+    the caller's environment (which the spec asks for).
     """
     env = {k: v for k, v in environ.items() if not k.startswith(("_PYI_", "_MEI"))}
     if getattr(sys, "frozen", False):
@@ -70,6 +77,8 @@ def clean_environ(environ: Mapping[str, str]) -> dict[str, str]:
             env.pop("LD_LIBRARY_PATH", None)
         else:
             env["LD_LIBRARY_PATH"] = original
+        for key in [k for k in env if k.startswith(HOST_STASH)]:
+            env[key.removeprefix(HOST_STASH)] = env.pop(key)
     return env
 
 

@@ -38,34 +38,53 @@ class _Context:
     parse_constant = _CONSTANTS.__getitem__
 
 
+def _last_position(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose repeated key sits where it last occurred (json.loads keeps
+    the first position): Go's decoder assigns a struct field at every
+    occurrence, so the last one decides also against case variants of it."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out.pop(key, None)
+        out[key] = value
+    return out
+
+
+class _GoOrderContext(_Context):
+    object_pairs_hook = staticmethod(_last_position)  # type: ignore[assignment]
+
+
 _scan_once = _json.make_scanner(_Context())  # type: ignore[arg-type]  # duck-typed decoder
+_scan_go_order = _json.make_scanner(_GoOrderContext())  # type: ignore[arg-type]
 _quote = _json.encode_basestring_ascii
 
 
-def loads(data: str | bytes | bytearray) -> Any:
-    """``json.loads(data)``."""
+def loads(data: str | bytes | bytearray, *, go_key_order: bool = False) -> Any:
+    """``json.loads(data)``; ``go_key_order`` puts a repeated key of an object
+    at its last position instead of its first (for ``spec.gokeys``)."""
+    hook = {"object_pairs_hook": _last_position} if go_key_order else {}
+    scan = _scan_go_order if go_key_order else _scan_once
     if isinstance(data, (bytes, bytearray)):
         # json.loads sniffs UTF-16/32 from NULs in the first bytes and strips
         # a UTF-8 BOM; leave those rare inputs to it.
         if data[:3] == b"\xef\xbb\xbf" or b"\0" in data[:4]:
-            return _stdlib().loads(data)
+            return _stdlib().loads(data, **hook)
         text = data.decode("utf-8", "surrogatepass")
     elif isinstance(data, str):
         text = data
     else:
-        return _stdlib().loads(data)
+        return _stdlib().loads(data, **hook)
     if text.startswith("\ufeff"):
-        return _stdlib().loads(text)  # raises its "Unexpected UTF-8 BOM" error
+        return _stdlib().loads(text, **hook)  # raises its "Unexpected UTF-8 BOM" error
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        obj, end = _scan_once(text, start)
+        obj, end = scan(text, start)
     except Exception:  # noqa: BLE001 - json.loads raises the right error
         # StopIteration for "Expecting value"; for other syntax errors the 3.11
         # scanner looks up json.decoder.JSONDecodeError in sys.modules only and,
         # json not being imported, fails with a SystemError instead.
-        return _stdlib().loads(text)
+        return _stdlib().loads(text, **hook)
     if text[end:].strip(_WHITESPACE):
-        return _stdlib().loads(text)  # raises its "Extra data" error
+        return _stdlib().loads(text, **hook)  # raises its "Extra data" error
     return obj
 
 

@@ -168,7 +168,11 @@ def parse_invocation(
         validate_ifname(ifname)
     if command in ("ADD", "CHECK", "DEL"):
         refuse_own_netns(environ)
-    config = decode_config(stdin)
+    from cni_plugins.spec.gokeys import NETCONF
+
+    # Go decodes the config into a struct embedding types.NetConf: its keys match
+    # case-insensitively.  The plugin's own keys are kept for its parser to match.
+    config = NETCONF.decode(decode_config(stdin), keep_unknown=True)
     cni_version = config_version(config, plugin.versions)
     validate_network_name(config.get("name"))
     prev = config.get("prevResult")
@@ -176,7 +180,7 @@ def parse_invocation(
     if prev:
         from cni_plugins.spec.convert import result_from_wire
 
-        prev_result = result_from_wire(prev, cni_version, "prevResult")
+        prev_result = result_from_wire(prev, cni_version, "prevResult", go_map=True)
     return CmdArgs(
         command=command,
         container_id=container_id,
@@ -217,7 +221,7 @@ def refuse_own_netns(environ: Mapping[str, str]) -> None:
 
 def decode_config(stdin: bytes) -> dict[str, Any]:
     try:
-        config = jsonio.loads(stdin)
+        config = jsonio.loads(stdin, go_key_order=True)
     except (ValueError, RecursionError) as exc:
         raise DecodingFailure("error decoding network config", str(exc)) from None
     if not isinstance(config, dict):

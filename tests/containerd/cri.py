@@ -92,6 +92,11 @@ class RuntimeClient:
     def version(self) -> str:
         return self._call("Version", [(1, "v1")], timeout=5).string(3)
 
+    def status_info(self) -> dict[str, str]:
+        """Status(verbose): the runtime's info map (containerd's "cniconfig"
+        holds the network configuration its CRI plugin has loaded)."""
+        return self._call("Status", [(1, True)]).string_map(2)
+
     def run_pod_sandbox(self, pod: PodSpec) -> str:
         return self._call("RunPodSandbox", [(1, pod.config())]).string(1)
 

@@ -6,7 +6,9 @@ namespace held open by a ``sleep`` process.  In that mount namespace the paths
 containerd, ``ctr`` and the plugins hard-code are covered by directories of the
 node's temp dir: a tmpfs on /run (containerd's /run/containerd, flannel's
 /run/flannel), binds over /etc/cni/net.d, /opt/cni/bin, /usr/lib/cni and
-/var/lib/cni, and a fresh sysfs (so /sys/class/net shows the node's links) with
+/var/lib/cni (/opt/cni/bin, /etc/cni/net.d and the unpack cache
+/var/lib/cni/cni-plugins-py can instead be dirs an installer filled, bound as
+they are), and a fresh sysfs (so /sys/class/net shows the node's links) with
 the host's cgroup hierarchies moved back under it.  containerd runs in both
 namespaces with its root, state and socket in the temp dir, so it can be killed
 and restarted while pods run; every container goes in a cgroup under the node's
@@ -99,10 +101,14 @@ mount -t sysfs sysfs /sys
 mount --move "$T/cgroup-move" /sys/fs/cgroup
 mount -t tmpfs -o mode=755 tmpfs /run
 cover /run/flannel "$T/run-flannel"
-cover /etc/cni/net.d "$T/net.d"
-cover /opt/cni/bin "$T/bin"
+cover /etc/cni/net.d "$NETD"
+cover /opt/cni/bin "$BIN"
 cover /usr/lib/cni "$T/usr-lib-cni"
 cover /var/lib/cni "$T/var-lib-cni"
+if [ -n "$CACHE" ]; then
+    mkdir "$T/var-lib-cni/cni-plugins-py"
+    mount --bind "$CACHE" /var/lib/cni/cni-plugins-py
+fi
 echo ready
 exec sleep infinity
 """
@@ -136,22 +142,38 @@ disabled_plugins = [
 
 
 class Node:
-    def __init__(self, root: Path, plugins: Mapping[str, Path], label: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        plugins: Mapping[str, Path],
+        label: str,
+        *,
+        installed: InstalledDirs | None = None,
+    ) -> None:
+        """``plugins`` are copied into the node's own /opt/cni/bin and the
+        shipped conflist written, unless ``installed`` names the dirs an
+        installer filled: those are bound as /opt/cni/bin and /etc/cni/net.d
+        as they are (later changes there show through), and its unpack cache
+        as /var/lib/cni/cni-plugins-py, the plugins' default cache dir (no
+        CNI_PLUGINS_CACHE_DIR: as on a node the manifest set up)."""
         self.root = root
         self.label = label
         self.netns = f"cnit-ctd-{secrets.token_hex(4)}"
         self.cgroup_parent = f"/cnit-ctd-{secrets.token_hex(4)}"
         self.socket = str(root / "containerd.sock")
         self.var_lib_cni = root / "var-lib-cni"
-        self.bin_dir = root / "bin"
-        self.conf_dir = root / "net.d"
+        self.bin_dir = installed.bin_dir if installed else root / "bin"
+        self.conf_dir = installed.conf_dir if installed else root / "net.d"
+        self.installed_cache = installed.cache_dir if installed else None
         self.log = root / "containerd.log"
         self.timings: list[tuple[str, float]] = []
         self._holder: subprocess.Popen[bytes] | None = None
         self._containerd: subprocess.Popen[bytes] | None = None
         self.cri: RuntimeClient | None = None
         self.ctr_pods: dict[str, CtrPod] = {}
-        self.env = {"PATH": PATH, "CNI_PLUGINS_CACHE_DIR": str(root / "unpack-cache")}
+        self.env = {"PATH": PATH}
+        if installed is None:
+            self.env["CNI_PLUGINS_CACHE_DIR"] = str(root / "unpack-cache")
         for d in (
             "cgroup-move", "run-flannel", "net.d", "bin", "usr-lib-cni", "var-lib-cni",
             "unpack-cache",
@@ -159,8 +181,9 @@ class Node:
             (root / d).mkdir()
         self.subnet_env = root / "run-flannel" / "subnet.env"
         self.subnet_env.write_text(subnet_env())
-        self.install_plugins(plugins)
-        self.write_conflist(shipped_conflist())
+        if installed is None:
+            self.install_plugins(plugins)
+            self.write_conflist(shipped_conflist())
         (root / "containerd.toml").write_text(_CONFIG.format(t=root, image=IMAGE))
 
     # -- plugins and config ------------------------------------------------
@@ -225,7 +248,13 @@ class Node:
         argv += ["--propagation", "private", "sh", "-c", _SETUP]
         self._holder = subprocess.Popen(
             argv,
-            env={"PATH": PATH, "T": str(self.root)},
+            env={
+                "PATH": PATH,
+                "T": str(self.root),
+                "BIN": str(self.bin_dir),
+                "NETD": str(self.conf_dir),
+                "CACHE": str(self.installed_cache or ""),
+            },
             stdout=subprocess.PIPE,
         )
         assert self._holder.stdout is not None
@@ -332,6 +361,14 @@ class Node:
     def _in_node(self, argv: Sequence[str]) -> list[str]:
         assert self._holder is not None
         return ["nsenter", "-t", str(self._holder.pid), "-m", "-n", *argv]
+
+    def run(self, *argv: str) -> Completed:
+        """Run a host tool in the node's mount and network namespaces (paths
+        as containerd and the plugins see them), with the node's environment."""
+        return subprocess.run(
+            self._in_node(argv),
+            check=False, capture_output=True, text=True, timeout=60, env=self.env,
+        )  # fmt: skip
 
     def ctr(self, *args: str, check: bool = True, namespace: str = "default") -> Completed:
         argv = self._in_node(["ctr", "--address", self.socket, "-n", namespace, *args])
@@ -473,12 +510,28 @@ class Node:
             "nft rules": [line.strip() for line in nft if POD_PREFIX in line],
         }
 
-    def assert_clean(self) -> None:
-        leftovers = {k: v for k, v in self.inventory().items() if v}
+    def assert_clean(self, within: float = 10) -> None:
+        """Nothing of any pod is left.  Waits up to ``within`` s: after a DEL with
+        an empty CNI_NETNS (ctr, once the task is gone) the host end of the veth
+        goes only when the kernel's deferred netns cleanup runs, a moment later."""
+        deadline = time.monotonic() + within
+        while leftovers := {k: v for k, v in self.inventory().items() if v}:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert not leftovers, f"{self.label}: left on the node: {leftovers}"
 
 
 Completed = subprocess.CompletedProcess[str]
+
+
+@dataclass
+class InstalledDirs:
+    """Host dirs an installer (the install-cni image) filled."""
+
+    bin_dir: Path
+    conf_dir: Path
+    cache_dir: Path
 
 
 @dataclass

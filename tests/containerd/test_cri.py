@@ -55,8 +55,10 @@ def test_pod_gets_an_address_answers_on_it_and_stop_remove_leaves_nothing(node: 
 
 
 def test_host_port_answers_on_node_ip_localhost_and_hairpin(node: Node) -> None:
-    """Fails on our portmap until it reads CRI's Go-cased portMappings keys
-    (HostPort, ContainerPort, Protocol, HostIP) the way Go's JSON decoding does."""
+    """CRI hands portMappings to the plugins with Go's field names (HostPort,
+    ContainerPort, Protocol, HostIP): portmap matches them as Go's JSON decoding
+    does (spec.gokeys; before, ADD failed with "containerPort: Invalid container
+    port number: 0")."""
     spec = PodSpec(name="hostport", ports=[("tcp", 80, HOST_PORT, "")])
     pod = node.run_pod(spec)
     try:

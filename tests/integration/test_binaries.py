@@ -40,6 +40,7 @@ pytestmark = [
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 TRAILER = struct.Struct("<32s64sQQII8s")  # struct trailer in build/launcher/launcher.c
 VERSION_IN = b'{"cniVersion": "1.0.0"}'
+LOADER = "ld-linux-x86-64.so.2"  # the glibc loader in every entry's _internal/
 
 
 def bin_dir() -> Path:
@@ -112,12 +113,24 @@ def test_every_binary_answers_version_and_shares_one_cache_entry(cache: Path) ->
     assert not mei_dirs(cache)
 
 
-def test_launcher_needs_only_glibc() -> None:
-    out = subprocess.run(
-        ["ldd", str(bin_dir() / "loopback")], capture_output=True, text=True, check=True
-    ).stdout
-    libs = [line.split()[0] for line in out.splitlines() if line.strip()]
-    assert all(lib.startswith(("linux-vdso", "libc.so", "/lib")) for lib in libs), libs
+def test_every_binary_is_static_and_its_entry_carries_the_loader_and_libc(cache: Path) -> None:
+    """No PT_INTERP and no DT_NEEDED in the launcher (``file`` says so too), and
+    the unpacked entry holds the loader and glibc the bundle runs on."""
+    for name in names():
+        binary = bin_dir() / name
+        described = subprocess.run(
+            ["file", "-b", str(binary)], capture_output=True, text=True, check=True
+        )
+        assert "statically linked" in described.stdout, described.stdout
+        headers = subprocess.run(
+            ["readelf", "-W", "-l", "-d", str(binary)], capture_output=True, text=True, check=True
+        ).stdout
+        assert "INTERP" not in headers and "(NEEDED)" not in headers, headers
+    assert_version_ok(version(bin_dir() / "loopback", cache))
+    internal = cache / payload_id(bin_dir() / "loopback") / "_internal"
+    for lib in (LOADER, "libc.so.6", "libm.so.6", "libz.so.1"):
+        assert (internal / lib).is_file(), lib
+    assert b"/etc/ld.so.preload" not in (internal / LOADER).read_bytes()
 
 
 def test_a_renamed_copy_runs_the_plugin_it_was_built_as(tmp_path: Path, cache: Path) -> None:
@@ -242,10 +255,18 @@ def test_the_bundle_is_execd_once_with_the_environment_its_restart_would_have(
     entry = cache / payload_id(binary)
 
     ours = _traced_execves([str(binary)], env, tmp_path / "ours")
-    assert [Path(path).name for path, _, _ in ours] == ["loopback", "loopback"], ours
+    assert [Path(path).name for path, _, _ in ours] == ["loopback", LOADER], ours
     theirs = _traced_execves([str(entry / "loopback")], env, tmp_path / "theirs")
     assert [Path(path).name for path, _, _ in theirs] == ["loopback", "cni-plugins"], theirs
-    assert ours[1][1:] == theirs[1][1:]  # argv and environment, in order
+    # the bundle's own loader runs it with only the entry's libraries ...
+    internal = f"{entry}/_internal"
+    loader_argv = [f"{internal}/{LOADER}", "--inhibit-cache", "--library-path", internal]
+    loader_argv += ["--argv0", str(entry / "loopback"), str(entry / "cni-plugins")]
+    assert ours[1][0] == loader_argv[0]
+    assert ours[1][1][:7] == loader_argv
+    # ... with the argv (after --argv0) and environment of the bootloader's restart
+    assert [ours[1][1][5], *ours[1][1][7:]] == theirs[1][1]
+    assert ours[1][2] == theirs[1][2]
 
     got = dict(item.split("=", 1) for item in ours[1][2])
     real = tmp_path / "real" / "cache" / payload_id(binary)

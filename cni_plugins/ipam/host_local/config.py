@@ -15,6 +15,7 @@ when a ``rangeStart``/``rangeEnd`` includes them (Go would allocate them).
 
 from __future__ import annotations
 
+from cni_plugins.spec import gokeys
 from cni_plugins.spec.convert import parse_address, parse_network, route_from_wire
 from cni_plugins.spec.errors import InvalidConfig, InvalidEnvironment
 from cni_plugins.spec.ip import ip_interface
@@ -30,6 +31,14 @@ if TYPE_CHECKING:
     from cni_plugins.spec.types import Route
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
+# The reference's Net, IPAMConfig (embedding *Range first), RangeSet entries and
+# args/runtimeConfig structs: keys match as Go's encoding/json.
+NET_FIELDS = gokeys.Struct("name", "cniVersion", "ipam", "runtimeConfig", "args")
+RANGE_FIELDS = gokeys.Struct("rangeStart", "rangeEnd", "subnet", "gateway")
+IPAM_FIELDS = RANGE_FIELDS.extend("Name", "type", "routes", "dataDir", "resolvConf", "ranges")
+RUNTIME_FIELDS = gokeys.Struct("ipRanges", "ips")
+ARGS_FIELDS = gokeys.Struct("cni")
+IPAM_ARGS_FIELDS = gokeys.Struct("ips")
 
 
 class Range:
@@ -126,9 +135,9 @@ def load_ipam_config(args: CmdArgs, *, with_requests: bool = False) -> IPAMConfi
     Requested addresses are read only when ``with_requests`` (ADD): DEL, CHECK
     and STATUS do not use them, so a stray CNI_ARGS cannot make them fail.
     """
-    config = args.config
+    config = NET_FIELDS.decode(args.config)
     ipam = ipam_section(config)
-    runtime = _obj(config.get("runtimeConfig", {}), "runtimeConfig")
+    runtime = RUNTIME_FIELDS.decode(_obj(config.get("runtimeConfig", {}), "runtimeConfig"))
     raw_sets = list(_list(runtime.get("ipRanges", []), "runtimeConfig.ipRanges"))
     if ipam.get("subnet") not in (None, ""):
         # The pre-"ranges" single range is range set 0, then runtime ranges go first.
@@ -159,9 +168,10 @@ def load_ipam_config(args: CmdArgs, *, with_requests: bool = False) -> IPAMConfi
 
 
 def ipam_section(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    if config.get("ipam") is None:
+    ipam = NET_FIELDS.decode(config).get("ipam")
+    if ipam is None:
         raise InvalidConfig("IPAM config missing 'ipam' key")
-    return _obj(config["ipam"], "ipam")
+    return IPAM_FIELDS.decode(_obj(ipam, "ipam"))
 
 
 def data_dir(config: Mapping[str, Any]) -> str:
@@ -178,8 +188,9 @@ def requested_ips(args: CmdArgs) -> tuple[IPAddress, ...]:
     CONVENTIONS.md: when ``args`` carries the key, CNI_ARGS is ignored.  Each may
     carry a prefix length (``10.1.2.3/24``); only the address counts, as in Go.
     """
-    config = args.config
-    cni = _obj(_obj(config.get("args", {}), "args").get("cni", {}), "args.cni")
+    config = NET_FIELDS.decode(args.config)
+    cni_args = ARGS_FIELDS.decode(_obj(config.get("args", {}), "args"))
+    cni = IPAM_ARGS_FIELDS.decode(_obj(cni_args.get("cni", {}), "args.cni"))
     found: list[IPAddress] = []
     if cni.get("ips"):
         found.extend(
@@ -193,7 +204,7 @@ def requested_ips(args: CmdArgs) -> tuple[IPAddress, ...]:
                 found.append(_requested(env_ip, "CNI_ARGS IP"))
             except InvalidConfig as exc:
                 raise InvalidEnvironment(exc.msg, args.cni_args) from None
-    runtime = _obj(config.get("runtimeConfig", {}), "runtimeConfig")
+    runtime = RUNTIME_FIELDS.decode(_obj(config.get("runtimeConfig", {}), "runtimeConfig"))
     found.extend(
         _requested(v, f"runtimeConfig.ips[{n}]")
         for n, v in enumerate(_list(runtime.get("ips", []), "runtimeConfig.ips"))
@@ -228,6 +239,7 @@ def _range(raw: object) -> Range:
     """Go's Range.Canonicalize: fill in defaults, refuse what cannot work."""
     if not isinstance(raw, dict):
         raise InvalidConfig("each range must be an object with a subnet")
+    raw = RANGE_FIELDS.decode(raw)
     subnet = parse_network(raw.get("subnet"), "subnet")
     given = ip_interface(raw["subnet"]).ip
     if given != subnet.network_address:

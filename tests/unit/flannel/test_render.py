@@ -167,3 +167,40 @@ def test_subnet_env_errors_name_every_problem(text: str, message: str | None) ->
 def test_missing_file_names_it(tmp_path: Any) -> None:
     with pytest.raises(subnet_env.SubnetEnvError, match=r"subnet\.env.*No such file"):
         subnet_env.load(str(tmp_path / "subnet.env"))
+
+
+def test_own_keys_fold_but_map_keys_stay_exact() -> None:
+    """flannel's NetConf folds ("SubnetFile", "Delegate"); its delegate and ipam are
+    Go maps, forwarded as written (the delegate's struct folds them later)."""
+    conf = config.FlannelConf(
+        {
+            "Name": "n",
+            "SubnetFile": "/run/x/subnet.env",
+            "DataDir": "/var/lib/x",
+            "Delegate": {"IsGateway": False, "Type": "ignored-by-flannel"},
+            "IPAM": {"Routes": [{"Dst": "10.9.0.0/16"}]},
+        }
+    )
+    assert (conf.name, conf.subnet_file, conf.data_dir) == ("n", "/run/x/subnet.env", "/var/lib/x")
+    assert conf.delegate_type == "bridge"  # "Type" is not the map key "type"
+    out = config.render_delegate(conf, subnet_env.parse(V4))
+    assert out["IsGateway"] is False and out["isGateway"] is True
+    assert out["Type"] == "ignored-by-flannel"
+    # "Routes" is not the map key "routes": only flannel's own route is rendered.
+    assert out["ipam"]["routes"] == [{"dst": "10.1.0.0/16"}]
+    assert out["ipam"]["Routes"] == [{"Dst": "10.9.0.0/16"}]
+
+
+def test_user_routes_are_rewritten_as_go_route_structs() -> None:
+    out = render(V4, ipam={"routes": [{"Dst": "10.9.0.0/16", "GW": "10.1.17.1", "x": 1}]})
+    assert out["ipam"]["routes"] == [
+        {"dst": "10.9.0.0/16", "gw": "10.1.17.1"},
+        {"dst": "10.1.0.0/16"},
+    ]
+
+
+def test_delegate_name_check_is_exact() -> None:
+    # Go's hasKey(n.Delegate, "name") is a map lookup: "Name" passes.
+    config.FlannelConf({"name": "n", "delegate": {"Name": "x"}})
+    with pytest.raises(InvalidConfig, match="must not have 'name'"):
+        config.FlannelConf({"name": "n", "delegate": {"name": "x"}})

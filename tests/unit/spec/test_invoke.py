@@ -151,6 +151,26 @@ def test_clean_environ_when_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env == {"LD_LIBRARY_PATH": "/usr/local/lib", "CNI_COMMAND": "ADD"}
 
 
+def test_clean_environ_gives_back_the_loader_variables_the_launcher_moved_aside(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    env = invoke.clean_environ(
+        {
+            "LD_LIBRARY_PATH": "/cache/id/_internal",
+            "_CNI_HOST_LD_PRELOAD": "/usr/lib/agent.so",
+            "_CNI_HOST_LD_AUDIT": "",
+            "CNI_COMMAND": "DEL",
+        }
+    )
+    assert env == {"LD_PRELOAD": "/usr/lib/agent.so", "LD_AUDIT": "", "CNI_COMMAND": "DEL"}
+
+
+def test_clean_environ_from_source_leaves_loader_variables_alone() -> None:
+    env = {"LD_PRELOAD": "/x.so", "LD_LIBRARY_PATH": "/lib/extra", "CNI_COMMAND": "ADD"}
+    assert invoke.clean_environ(env) == env
+
+
 def test_in_process_runner_gets_the_same_env_and_stdin(tmp_path: Path) -> None:
     path = make_delegate(tmp_path / "bin")
     args = cmd_args(tmp_path, (str(tmp_path / "bin"),))

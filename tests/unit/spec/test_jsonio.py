@@ -155,3 +155,35 @@ def test_errors_match_json_in_a_fresh_interpreter(data: str | bytes) -> None:
         "print(ours[0] != 'ok' and ours == outcome(json.loads))\n"
     )
     assert _fresh_python(code) == "True"
+
+
+def _last_position(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        out.pop(k, None)
+        out[k] = v
+    return out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "b": 2, "a": 3}',
+        '[{"x": {"k": 1, "K": 2, "k": 3}}, "s"]',
+        '\ufeff{"a": 1}',  # left to json, which raises its BOM error
+        '{"a": 1, "b": 2, "a": 3} x',
+    ],
+)
+def test_go_key_order_matches_json_with_a_last_position_hook(text: str) -> None:
+    got = _outcome(lambda t: jsonio.loads(t, go_key_order=True), text)
+    assert got == _outcome(lambda t: json.loads(t, object_pairs_hook=_last_position), text)
+    data = text.encode()
+    assert _outcome(lambda d: jsonio.loads(d, go_key_order=True), data) == _outcome(
+        lambda d: json.loads(d, object_pairs_hook=_last_position), data
+    )
+
+
+def test_go_key_order_golden() -> None:
+    obj = jsonio.loads(b'{"a": 1, "b": 2, "a": 3}', go_key_order=True)
+    assert list(obj.items()) == [("b", 2), ("a", 3)]
+    assert list(jsonio.loads(b'{"a": 1, "b": 2, "a": 3}').items()) == [("a", 3), ("b", 2)]

@@ -366,3 +366,67 @@ def test_no_module_registers_exit_handlers_or_threads() -> None:
         [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["0", "False"]
+
+
+def test_netconf_keys_fold_like_go() -> None:
+    """types.NetConf is a Go struct: "CNIVersion", "Name", "PrevResult" work, the
+    plugin's own keys reach it as written, and result keys fold too."""
+    rec = Recorder()
+    stdin = json.dumps(
+        {
+            "CNIVersion": "1.0.0",
+            "Name": "net",
+            "Type": "fake",
+            "IsGateway": True,
+            "PrevResult": {
+                "CNIVersion": "1.0.0",
+                "Interfaces": [{"Name": "eth0", "Sandbox": "/run/netns/x"}],
+                "IPs": [{"Address": "10.0.0.2/24", "Interface": 0}],
+            },
+        }
+    )
+    code, out, _ = invoke(env(CNI_COMMAND="CHECK"), stdin, rec.plugin())
+    assert code == 0, out
+    ((_, args),) = rec.calls
+    assert args.cni_version == "1.0.0" and args.name == "net"
+    assert args.config["IsGateway"] is True
+    assert args.prev_result is not None
+    assert args.prev_result.interfaces[0].name == "eth0"
+    assert str(args.prev_result.ips[0].address) == "10.0.0.2/24"
+
+
+def test_prev_result_keys_decide_in_sorted_order() -> None:
+    # Go re-marshals prevResult (a map) with sorted keys: "IPs" before "ips".
+    rec = Recorder()
+    prev = {
+        "cniVersion": "1.0.0",
+        "ips": [{"address": "10.0.0.1/24"}],
+        "IPs": [{"address": "10.0.0.9/24"}],
+    }
+    code, out, _ = invoke(env(CNI_COMMAND="CHECK"), conf("1.0.0", prevResult=prev), rec.plugin())
+    assert code == 0, out
+    prev_result = rec.calls[0][1].prev_result
+    assert prev_result is not None
+    assert [str(ip.address) for ip in prev_result.ips] == ["10.0.0.1/24"]
+
+
+def test_valid_attachments_fold() -> None:
+    from cni_plugins.spec.args import valid_attachments
+
+    rec = Recorder()
+    stdin = conf(
+        "1.1.0", **{"CNI.dev/Valid-Attachments": [{"ContainerID": "c1", "IfName": "eth0"}]}
+    )
+    code, out, _ = invoke(env(CNI_COMMAND="GC"), stdin, rec.plugin())
+    assert code == 0, out
+    assert valid_attachments(rec.calls[0][1].config) == {("c1", "eth0")}
+
+
+def test_a_repeated_key_counts_where_it_last_occurs() -> None:
+    # Go assigns the field at each key in turn: "name" (exact, last) decides,
+    # though json.loads would keep the repeated "name" at its first position.
+    rec = Recorder()
+    stdin = '{"cniVersion": "1.0.0", "name": "x", "Name": "y", "name": "net", "type": "fake"}'
+    code, out, _ = invoke(env(CNI_COMMAND="CHECK"), stdin, rec.plugin())
+    assert code == 0, out
+    assert rec.calls[0][1].name == "net"

@@ -1,0 +1,109 @@
+"""build.py --arch <other>: the same build, run inside a Debian root of that architecture.
+
+The bundle must carry the target's glibc, loader, libpython and PyInstaller
+bootloader, so the build runs where those are native: a ``debootstrap --arch``
+Debian 12 root (kept in build/_work/root-<arch>, made once), entered with
+``chroot`` through qemu-user-static's binfmt handler, with a venv holding the
+PyInstaller pins of requirements-dev.txt (PyPI's wheels for that architecture).
+The repository is bind-mounted at /src inside a private mount namespace, so the
+output lands in the work tree and every mount dies with the build.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+# Debian architecture -> (kernel machine name, qemu binfmt entry)
+ARCHES = {"arm64": ("aarch64", "qemu-aarch64")}
+SUITE = "bookworm"  # Debian 12, as the native build
+PACKAGES = "gcc,libc6-dev,zlib1g-dev,python3,python3-dev,python3-venv,patchelf,binutils,strace,file"
+HOST_CAS = "/etc/ssl/certs/ca-certificates.crt"
+PINNED = ("pyinstaller", "pyinstaller-hooks-contrib", "altgraph", "packaging")
+
+
+def _pins(repo: Path) -> list[str]:
+    pins = []
+    for line in (repo / "requirements-dev.txt").read_text().splitlines():
+        name = line.split("==")[0].strip().lower()
+        if name in PINNED and "==" in line:
+            pins.append(line.split("#")[0].strip())
+    if len(pins) != len(PINNED):
+        sys.exit(f"requirements-dev.txt must pin {', '.join(PINNED)}")
+    return pins
+
+
+def _run(argv: list[str]) -> None:
+    result = subprocess.run(argv, check=False)
+    if result.returncode != 0:
+        sys.exit(f"{argv[0]} failed ({result.returncode}): {' '.join(argv)}")
+
+
+def _install_interpreter(binfmt: str, root: Path) -> None:
+    """Copy the binfmt entry's interpreter into the root: without the F flag the
+    kernel looks it up inside the chroot at each exec."""
+    entry = Path(f"/proc/sys/fs/binfmt_misc/{binfmt}").read_text().splitlines()
+    interpreter = next(line.split()[1] for line in entry if line.startswith("interpreter "))
+    dest = root / interpreter.lstrip("/")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(interpreter).resolve(), dest)
+    dest.chmod(0o755)
+
+
+def prepare_root(arch: str, repo: Path, work: Path) -> Path:
+    """The build root for ``arch``, made (debootstrap, venv) if not there yet."""
+    machine, binfmt = ARCHES[arch]
+    if not Path(f"/proc/sys/fs/binfmt_misc/{binfmt}").exists():
+        sys.exit(
+            f"no binfmt handler {binfmt}: install qemu-user-static and binfmt-support,"
+            f" then `update-binfmts --enable {binfmt}` (as root)"
+        )
+    root = work / f"root-{arch}"
+    ready = root / ".cni-plugins-build-root"
+    pins = _pins(repo)
+    if ready.exists() and ready.read_text().split() == pins:
+        return root
+    if not (root / "usr" / "bin" / "python3").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        debootstrap = ["debootstrap", "--foreign", f"--arch={arch}", "--variant=minbase"]
+        _run([*debootstrap, f"--include={PACKAGES}", SUITE, str(root)])
+        _install_interpreter(binfmt, root)
+        _run(["chroot", str(root), "/debootstrap/debootstrap", "--second-stage"])
+    _install_interpreter(binfmt, root)
+    # for pip: the host's resolver and the CAs it trusts (a proxy's, say)
+    shutil.copyfile("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    if Path(HOST_CAS).exists():
+        shutil.copyfile(HOST_CAS, root / HOST_CAS.lstrip("/"))
+    _run(["chroot", str(root), "python3", "-m", "venv", "/venv"])
+    _run(["chroot", str(root), "/venv/bin/pip", "install", "-q", "--only-binary=:all:", *pins])
+    uname = subprocess.run(
+        ["chroot", str(root), "uname", "-m"], capture_output=True, text=True, check=True
+    )
+    if uname.stdout.strip() != machine:
+        sys.exit(f"{root}: runs as {uname.stdout.strip()}, not {machine}")
+    ready.write_text("\n".join(pins) + "\n")
+    return root
+
+
+def build(arch: str, repo: Path, work: Path, out: Path, *, args: list[str], version: str) -> int:
+    """Run build.py inside the ``arch`` root; ``out`` must be inside the repository."""
+    if arch not in ARCHES:
+        sys.exit(f"--arch {arch}: not supported (have: native, {', '.join(ARCHES)})")
+    try:
+        rel = out.resolve().relative_to(repo)
+    except ValueError:
+        sys.exit(f"--out {out}: must be inside {repo} for a foreign-architecture build")
+    root = prepare_root(arch, repo, work)
+    (root / "src").mkdir(exist_ok=True)
+    script = (
+        'set -eu\nmount --bind "$1" "$2/src"\nmount -t proc proc "$2/proc"\n'
+        'root=$2\nshift 2\nexec chroot "$root" env CNI_PLUGINS_BUILD_VERSION="$VERSION"'
+        " CNI_PLUGINS_BUILD_EMULATED=1"
+        ' PATH=/usr/sbin:/usr/bin:/sbin:/bin /venv/bin/python /src/build/build.py "$@"\n'
+    )
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]
+    argv += [str(repo), str(root), "--out", f"/src/{rel}", *args]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "VERSION": version}
+    return subprocess.run(argv, env=env, check=False).returncode
