@@ -25,6 +25,10 @@
 #   4. with SLEEP=true (default, like coreos/flannel-cni) the script stays running
 #      and rewrites the configuration when the mounted file changes or the
 #      installed copy is removed or altered; SIGTERM ends it promptly.
+#   5. with CNI_RECLAIM_SECONDS > 0 the sidecar also runs the installed
+#      cni-doctor's safe reclaim that often (--reclaim-only --repair): leaked
+#      reservations and orphan per-pod chains of containers nothing shows alive,
+#      released through the plugins' own DEL (containerd never sends CNI GC).
 #
 # Environment (defaults in brackets):
 #   CNI_BIN_SRC              binaries to install             [/opt/cni/bin]
@@ -45,6 +49,11 @@
 #   CNI_PLUGINS_CACHE_DIR    the binaries' unpack cache on the host, as mounted
 #                            here (/var/lib/cni/cni-plugins-py on the host);
 #                            empty: no warming, no pruning                   []
+#   CNI_RECLAIM_SECONDS      sidecar: run cni-doctor's reclaim every this many
+#                            seconds (at poll granularity); 0: never          [0]
+#   CNI_RECLAIM_ARGS         more cni-doctor flags for the reclaim, e.g.
+#                            "--cri-socket /run/containerd/containerd.sock
+#                            --grace 600 --cache-dir /var/lib/cni"            []
 
 PROG=install-cni
 
@@ -81,6 +90,8 @@ SLEEP=${SLEEP:-true}
 CNI_CONF_POLL_SECONDS=${CNI_CONF_POLL_SECONDS:-10}
 CNI_VERSION_TIMEOUT=${CNI_VERSION_TIMEOUT:-30}
 CNI_PLUGINS_CACHE_DIR=${CNI_PLUGINS_CACHE_DIR:-}
+CNI_RECLAIM_SECONDS=${CNI_RECLAIM_SECONDS:-0}
+CNI_RECLAIM_ARGS=${CNI_RECLAIM_ARGS:-}
 
 # PATH given to a plugin during its VERSION check (kubelet passes a minimal env).
 CHECK_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -174,6 +185,7 @@ validate_settings() {
 	if ! is_uint "$CNI_CONF_POLL_SECONDS" || [ "$CNI_CONF_POLL_SECONDS" -lt 1 ]; then
 		die "CNI_CONF_POLL_SECONDS must be a whole number of seconds >= 1, not '$CNI_CONF_POLL_SECONDS'"
 	fi
+	is_uint "$CNI_RECLAIM_SECONDS" || die "CNI_RECLAIM_SECONDS must be a whole number of seconds, not '$CNI_RECLAIM_SECONDS'"
 	if ! is_uint "$CNI_VERSION_TIMEOUT" || [ "$CNI_VERSION_TIMEOUT" -lt 1 ]; then
 		die "CNI_VERSION_TIMEOUT must be a whole number of seconds >= 1, not '$CNI_VERSION_TIMEOUT'"
 	fi
@@ -623,6 +635,35 @@ check_dirs_apart() {
 		die "CNI_BIN_DIR ($CNI_BIN_DIR) and CNI_CONF_DIR ($CNI_CONF_DIR) $_why after resolving symlinks; use separate directories (host left unchanged)"
 }
 
+# ------------------------------------------------------------------ reclaim
+
+# Release what pods whose DEL never came left behind: cni-doctor decides what is
+# dead (no libcni cache entry with a live netns, no plugin running for it, its
+# address in no namespace, not in the CRI sandbox list when a socket is given,
+# older than --grace) and releases it through the plugins' own DEL.  Its
+# findings and actions go to our log; a failure is logged, never fatal.
+reclaim() {
+	_doctor=$CNI_BIN_DIR/cni-doctor
+	if [ ! -x "$_doctor" ]; then
+		log "reclaim: $_doctor is not installed"
+		return 0
+	fi
+	set -- --reclaim-only --repair --conf-dir "$CNI_CONF_DIR" --bin-dir "$CNI_BIN_DIR"
+	# shellcheck disable=SC2086 # CNI_RECLAIM_ARGS is a list of flags
+	set -- "$@" $CNI_RECLAIM_ARGS
+	if [ -n "$CNI_PLUGINS_CACHE_DIR" ]; then
+		env CNI_PLUGINS_CACHE_DIR="$CNI_PLUGINS_CACHE_DIR" "$_doctor" "$@" >"$STATE/reclaim.out" 2>&1
+	else
+		"$_doctor" "$@" >"$STATE/reclaim.out" 2>&1
+	fi
+	_status=$?
+	while IFS= read -r _line; do
+		log "reclaim: $_line"
+	done <"$STATE/reclaim.out"
+	[ "$_status" -le 1 ] || log "WARNING: reclaim: cni-doctor exited with status $_status"
+	return 0
+}
+
 # ------------------------------------------------------------------- main
 
 validate_settings
@@ -645,10 +686,19 @@ log "done"
 [ "$SLEEP" = true ] || exit 0
 
 log "sidecar mode: watching the network configuration every ${CNI_CONF_POLL_SECONDS}s"
+[ "$CNI_RECLAIM_SECONDS" -eq 0 ] || log "sidecar mode: reclaiming leaked pod state every ${CNI_RECLAIM_SECONDS}s"
+NEXT_RECLAIM=0
 while :; do
 	sleep "$CNI_CONF_POLL_SECONDS" &
 	SLEEP_PID=$!
 	wait "$SLEEP_PID"
 	SLEEP_PID=""
 	sync_conf
+	if [ "$CNI_RECLAIM_SECONDS" -gt 0 ]; then
+		_now=$(date +%s)
+		if [ "$_now" -ge "$NEXT_RECLAIM" ]; then
+			reclaim
+			NEXT_RECLAIM=$((_now + CNI_RECLAIM_SECONDS))
+		fi
+	fi
 done

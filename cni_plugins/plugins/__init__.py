@@ -14,4 +14,5 @@ BINARIES = {
 
 TOOLS = {
     "cnitool": "cni_plugins.tools.cnitool.main",
+    "cni-doctor": "cni_plugins.tools.doctor.main",
 }

@@ -558,6 +558,7 @@ def test_custom_names(host: Host) -> None:
         ("UPDATE_CNI_BINARIES", "maybe", "UPDATE_CNI_BINARIES must be true or false"),
         ("SLEEP", "yes", "SLEEP must be true or false"),
         ("CNI_CONF_POLL_SECONDS", "0", "CNI_CONF_POLL_SECONDS must be"),
+        ("CNI_RECLAIM_SECONDS", "1m", "CNI_RECLAIM_SECONDS must be"),
         ("CNI_CONF_NAME", "10-flannel.txt", "must end in .conflist, .conf or .json"),
         ("CNI_CONF_NAME", "../evil.conflist", "not a plain file name"),
         ("CNI_OLD_NAME", "a/b", "not a plain file name"),
@@ -707,6 +708,41 @@ def test_sidecar_follows_config_changes(host: Host, sidecar: Starter) -> None:
     assert_no_temp_files(host)
     for line in log.read_text().splitlines():
         assert LOG_LINE.match(line), line
+
+
+def fake_doctor(calls: Path) -> bytes:
+    """A cni-doctor that answers VERSION and otherwise records its arguments."""
+    return (
+        fake_plugin("doctor")
+        .decode()
+        .replace("exit 1\n", f'echo "$@" >> {calls}\necho "1 problem(s) found, 0 left"\nexit 1\n')
+    ).encode()
+
+
+def test_sidecar_runs_the_reclaim_when_asked(host: Host, sidecar: Starter, tmp_path: Path) -> None:
+    calls = tmp_path / "doctor-calls"
+    host.put_src("cni-doctor", fake_doctor(calls))
+    proc, log = sidecar(
+        CNI_CONF_POLL_SECONDS="1", CNI_RECLAIM_SECONDS="1", CNI_RECLAIM_ARGS="--grace 0"
+    )
+    assert wait_for(lambda: calls.exists() and len(calls.read_text().splitlines()) >= 2)
+    for line in calls.read_text().splitlines():
+        assert line.split() == [
+            "--reclaim-only", "--repair", "--conf-dir", str(host.conf),
+            "--bin-dir", str(host.bin), "--grace", "0",
+        ]  # fmt: skip
+    assert "reclaim: 1 problem(s) found, 0 left" in log.read_text()
+    assert proc.poll() is None
+
+
+def test_sidecar_does_not_reclaim_by_default(host: Host, sidecar: Starter, tmp_path: Path) -> None:
+    calls = tmp_path / "doctor-calls"
+    host.put_src("cni-doctor", fake_doctor(calls))
+    proc, log = sidecar(CNI_CONF_POLL_SECONDS="1")
+    time.sleep(2.5)
+    assert not calls.exists()
+    assert "reclaim:" not in log.read_text() and "reclaiming" not in log.read_text()
+    assert proc.poll() is None
 
 
 def test_sidecar_exits_promptly_on_sigterm(host: Host, sidecar: Starter, tmp_path: Path) -> None:
