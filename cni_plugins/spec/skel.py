@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from cni_plugins.spec import jsonio
+from cni_plugins.spec import jsonio, trace
 from cni_plugins.spec import version as versions
 from cni_plugins.spec.errors import (
     CNIError,
@@ -94,6 +94,8 @@ def run(
     stderr: TextIO,
 ) -> int:
     """Handle one invocation; returns the process exit status."""
+    if trace.ON:
+        trace.imports_done()
     command = environ.get("CNI_COMMAND", "")
     if not command:
         stderr.write(plugin.about())
@@ -105,7 +107,10 @@ def run(
             return 0
         if command not in _REQUIRED_ENV:
             raise InvalidEnvironment(f"unknown CNI_COMMAND: {command}")
+        t = trace.now() if trace.ON else 0
         args = parse_invocation(plugin, command, environ, _read_stdin(stdin))
+        if trace.ON:
+            trace.span("parse", t, command)
         cni_version = args.cni_version
         result = dispatch(plugin, args)
         if result is not None:
@@ -300,4 +305,6 @@ def exit_process(code: int) -> NoReturn:
                 stream.flush()
     except (OSError, ValueError):  # ValueError: a closed stream
         sys.exit(1)
+    if trace.ON:
+        trace.total()
     os._exit(code)
