@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cni_plugins.linux import nfprobe
+from cni_plugins.linux import ipmasq, nfprobe
 from cni_plugins.portmap import apply, chains
 from cni_plugins.portmap.config import PortMapConf
 from cni_plugins.spec.ip import ip_interface
@@ -100,3 +100,24 @@ def test_an_unencodable_rule_leaves_it_to_the_restore(netns: TestNS) -> None:
         assert not apply.netlink_forward(nf, 4, _layout(4, conf, "c1", 2))
     _save, ruleset = _listing(netns, 4)
     assert ruleset == ""  # nothing was written, not even the shared chains
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_ipmasq_netlink_adds_what_the_restore_adds(
+    make_netns: Callable[[], TestNS], family: int
+) -> None:
+    """bridge's ipMasq: a first pod on a fresh node, a second, the first re-added
+    (flushed and refilled, its jump not doubled)."""
+    restored, batched = make_netns(), make_netns()
+    for cid, host in (("first", 2), ("second", 3), ("first", 2)):
+        address = ip_interface(ADDRESS[family].format(host))
+        rules = ipmasq.iptables_rules([address], "cbr0", cid)[family]
+        chain = ipmasq.chain_name("cbr0", cid)
+        with restored.ns.entered():
+            ipmasq.restore_setup(family, rules, chain)
+        with batched.ns.entered(), nfprobe.Netfilter() as nf:
+            assert ipmasq.netlink_setup(nf, family, rules, chain)
+        assert _listing(batched, family) == _listing(restored, family), cid
+    save, _ruleset = _listing(batched, family)
+    assert sum(ln.startswith("-A POSTROUTING") for ln in save) == 2
+    assert sum(ln.startswith("-A CNI-") for ln in save) == 4
