@@ -279,12 +279,59 @@ def setup(
     if resolve_backend(backend) == "nftables":
         _nft_setup(addresses, network, ifname, container_id)
         return
-    from cni_plugins.linux.iptables import Iptables
+    from cni_plugins.linux.nfprobe import Netfilter
 
     chain = chain_name(network, container_id)
-    for family, rules in sorted(iptables_rules(addresses, network, container_id).items()):
-        ipt = Iptables(family)
-        ipt.restore(iptables_setup(rules, _jumps_to(ipt, chain), chain))
+    with Netfilter() as nf:
+        for family, rules in sorted(iptables_rules(addresses, network, container_id).items()):
+            if not netlink_setup(nf, family, rules, chain):
+                restore_setup(family, rules, chain)
+
+
+def netlink_setup(nf: Netfilter, family: int, rules: list[list[str]], chain: str) -> bool:
+    """``iptables_setup``'s changes in one nf_tables batch (``nfadd``, no
+    exec), in its order: ``chain`` created or flushed and refilled, the
+    POSTROUTING jumps not there yet appended.  False: nothing done (legacy
+    backend, an unencodable rule, a jump to ``chain`` in a shape not ours)."""
+    from cni_plugins.linux import nfadd
+
+    own = nfadd.encode_all(family, [r[2:] for r in rules if r[1] == chain])
+    jumps = nfadd.encode_all(family, [r[2:] for r in rules if r[1] == "POSTROUTING"])
+    if own is None or jumps is None:
+        return False
+
+    def plan(reader: nfadd.Reader) -> nfadd.Plan:
+        present = reader.chains([chain, "POSTROUTING"])
+        out = nfadd.Plan(family, "nat")
+        if not present and not reader.table_exists():
+            out.new_table()
+        if chain in present:
+            out.flush(chain)
+        else:
+            out.new_chain(chain)
+        for rule in own:
+            out.append(chain, rule)
+        have = reader.rules("POSTROUTING") if "POSTROUTING" in present else []
+        if any(r.jump_target() == chain and not any(nfadd.same(r, j) for j in jumps) for r in have):
+            raise nfadd.Unplannable(f"a jump to {chain} not recognised")
+        for rule in jumps:
+            if any(nfadd.same(r, rule) for r in have):
+                continue
+            if "POSTROUTING" not in present:
+                out.new_builtin("POSTROUTING")
+                present.add("POSTROUTING")
+            out.append("POSTROUTING", rule)
+        return out
+
+    return nfadd.apply(nf, family, "nat", plan)
+
+
+def restore_setup(family: int, rules: list[list[str]], chain: str) -> None:
+    """``iptables_setup`` with one ``iptables-restore`` (any backend)."""
+    from cni_plugins.linux.iptables import Iptables
+
+    ipt = Iptables(family)
+    ipt.restore(iptables_setup(rules, _jumps_to(ipt, chain), chain))
 
 
 def _jumps_to(ipt: Iptables, chain: str) -> list[list[str]]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 
+from cni_plugins.spec import trace
 from cni_plugins.spec.errors import CNIError, TryAgainLater
 from cni_plugins.spec.invoke import clean_environ
 
@@ -73,6 +74,15 @@ def run_tools(argvs: list[list[str]], stdin: bytes = b"") -> list[tuple[int, byt
     """``run_tool`` for several independent commands at once: all are started,
     then all are waited for (each with its own stdin copy and outputs).  For
     programs whose cost is mostly waiting on the kernel, such as ``conntrack -D``."""
+    t = trace.now() if trace.ON else 0
+    try:
+        return _run_tools(argvs, stdin)
+    finally:
+        if trace.ON:
+            trace.span("exec", t, " ".join(argv[0] for argv in argvs))
+
+
+def _run_tools(argvs: list[list[str]], stdin: bytes) -> list[tuple[int, bytes, bytes]]:
     paths = [find_tool(argv[0]) for argv in argvs]
     env = clean_environ(os.environ)
     env.setdefault("PATH", ":".join(_FALLBACK_PATH))

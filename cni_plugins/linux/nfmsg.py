@@ -259,8 +259,14 @@ def parse_rule(body: bytes) -> Rule:
     handle = attrs.get(NFTA_RULE_HANDLE)
     if chain is None or handle is None or len(handle) < 8:
         raise ValueError("rule reply without chain or handle")
+    exprs = parse_exprs(attrs.get(NFTA_RULE_EXPRESSIONS, b""))
+    return Rule(m.get_str(chain), int(_BE64.unpack_from(handle)[0]), exprs)
+
+
+def parse_exprs(payload: bytes) -> list[Expr]:
+    """The expressions of an NFTA_RULE_EXPRESSIONS payload, in order."""
     exprs = []
-    for kind, elem in m.iter_attrs(attrs.get(NFTA_RULE_EXPRESSIONS, b"")):
+    for kind, elem in m.iter_attrs(payload):
         if kind != NFTA_LIST_ELEM:
             continue
         fields = m.parse_attrs(elem)
@@ -268,7 +274,7 @@ def parse_rule(body: bytes) -> Rule:
         if name is None:
             raise ValueError("rule expression without a name")
         exprs.append(Expr(m.get_str(name), m.parse_attrs(fields.get(NFTA_EXPR_DATA, b""))))
-    return Rule(m.get_str(chain), int(_BE64.unpack_from(handle)[0]), exprs)
+    return exprs
 
 
 def parse_rules(bodies: Iterable[bytes], chain: str) -> list[Rule]:

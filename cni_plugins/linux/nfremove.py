@@ -72,8 +72,8 @@ def remove_chains(
     names = set(doomed)
     try:
         for _ in range(_ATTEMPTS):
-            genid = _generation(sock)
-            own = [rule for chain in doomed for rule in _rules(sock, nft_family, table, chain)]
+            genid = generation(sock)
+            own = [rule for chain in doomed for rule in chain_rules(sock, nft_family, table, chain)]
             answer = inspect(own)
             if answer is None:
                 return None
@@ -81,7 +81,7 @@ def remove_chains(
                 rule
                 for chain in referrers
                 if chain not in names
-                for rule in _rules(sock, nft_family, table, chain)
+                for rule in chain_rules(sock, nft_family, table, chain)
                 if rule.jump_target() in names
             ]
             outcome = _commit(sock, nft_family, table, genid, jumps=jumps, doomed=doomed)
@@ -96,7 +96,7 @@ def remove_chains(
     return None
 
 
-def _generation(sock: NetlinkSocket) -> int:
+def generation(sock: NetlinkSocket) -> int:
     replies = sock.request(
         nfmsg.message_type(nfmsg.NFT_MSG_GETGEN),
         nfmsg.getgen_request(),
@@ -107,7 +107,7 @@ def _generation(sock: NetlinkSocket) -> int:
     return nfmsg.parse_genid(replies[0])
 
 
-def _rules(sock: NetlinkSocket, family: str, table: str, chain: str) -> list[nfmsg.Rule]:
+def chain_rules(sock: NetlinkSocket, family: str, table: str, chain: str) -> list[nfmsg.Rule]:
     bodies = sock.dump(
         nfmsg.message_type(nfmsg.NFT_MSG_GETRULE),
         nfmsg.getrule_dump_request(family, table, chain),

@@ -25,6 +25,7 @@ import errno as _errno
 import os
 
 from cni_plugins.linux import nlmsg as m
+from cni_plugins.spec import trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -146,6 +147,14 @@ class NetlinkSocket:
         with one message).  Raises ``NetlinkError`` (``what`` names the request in
         the message) when the kernel refuses.
         """
+        t = trace.now() if trace.ON else 0
+        try:
+            return self._request(kind, payload, flags, what)
+        finally:
+            if trace.ON:
+                trace.span("netlink", t, what or f"request {kind}")
+
+    def _request(self, kind: int, payload: bytes, flags: int, what: str) -> list[bytes]:
         seq = self._send(kind, flags | m.NLM_F_REQUEST | m.NLM_F_ACK, payload)
         out: list[bytes] = []
         while True:
@@ -168,6 +177,14 @@ class NetlinkSocket:
         early).  The kernel handles a datagram inside our ``send()``, so every
         reply is already queued when it returns: they are read without waiting.
         """
+        t = trace.now() if trace.ON else 0
+        try:
+            return self._batch(messages)
+        finally:
+            if trace.ON:
+                trace.span("nf_tables batch", t, f"{len(messages)} messages")
+
+    def _batch(self, messages: list[tuple[int, int, bytes]]) -> list[tuple[int, str] | None]:
         first = self._seq + 1
         self._seq += len(messages)
         self._sock.send(
@@ -192,6 +209,14 @@ class NetlinkSocket:
         A dump that the kernel marks interrupted (NLM_F_DUMP_INTR: the table changed
         while being walked) is restarted, as iproute2 does.
         """
+        t = trace.now() if trace.ON else 0
+        try:
+            return self._dump(kind, payload, what)
+        finally:
+            if trace.ON:
+                trace.span("netlink", t, f"dump {what or kind}")
+
+    def _dump(self, kind: int, payload: bytes, what: str) -> list[bytes]:
         for _ in range(_DUMP_RETRIES):
             seq = self._send(kind, m.NLM_F_REQUEST | m.NLM_F_DUMP, payload)
             out: list[bytes] = []

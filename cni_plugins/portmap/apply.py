@@ -49,8 +49,7 @@ def forward(
         if conf.backend == "nftables":
             _nft_forward(conf, container_id, addresses)
         else:
-            for address in addresses:
-                _iptables_forward(conf, network, container_id, address)
+            _iptables_forward_all(conf, network, container_id, addresses)
         # After the rules are in place, so new packets meet them.
         flush_udp_conntrack(conf.mappings, [a.version for a in addresses])
         if conf.snat:
@@ -65,14 +64,36 @@ def forward(
         raise
 
 
-def _iptables_forward(
-    conf: PortMapConf, network: str, container_id: str, address: IPInterface
+def _iptables_forward_all(
+    conf: PortMapConf, network: str, container_id: str, addresses: Sequence[IPInterface]
 ) -> None:
+    """Per family, one nf_tables transaction (``nfsetup``, no exec) when the
+    kernel's iptables backend is nf_tables and every rule can be encoded;
+    else the ``-save`` + ``-restore`` way."""
+    from cni_plugins.linux.nfprobe import Netfilter
+
+    with Netfilter() as nf:
+        for address in addresses:
+            layout = chains.layout(conf, network, container_id, address)
+            if not netlink_forward(nf, address.version, layout):
+                restore_forward(address.version, layout)
+
+
+def netlink_forward(nf: Netfilter, family: int, layout: Sequence[chains.Chain]) -> bool:
+    """``layout``'s setup in one nf_tables batch; False: nothing done, restore."""
+    from cni_plugins.linux import nfadd
+    from cni_plugins.portmap import nfsetup
+
+    planner = nfsetup.planner(family, layout)
+    return planner is not None and nfadd.apply(nf, family, "nat", planner)
+
+
+def restore_forward(family: int, layout: Sequence[chains.Chain]) -> None:
+    """``layout``'s setup with ``iptables-save`` and ``-restore`` (any backend)."""
     from cni_plugins.linux.iptables import Iptables, parse_save
 
-    ipt = Iptables(address.version)
+    ipt = Iptables(family)
     existing_chains, existing_rules = parse_save(ipt.save("nat"), chains.MENTIONED)
-    layout = chains.layout(conf, network, container_id, address)
     _create_shared(ipt, chains.missing_shared(layout, existing_chains))
     ipt.restore(chains.setup(layout, existing_chains, existing_rules))
 

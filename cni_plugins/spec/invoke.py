@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from cni_plugins.spec import jsonio
+from cni_plugins.spec import jsonio, trace
 from cni_plugins.spec.errors import CNIError, InternalError, InvalidConfig, InvalidEnvironment
 
 TYPE_CHECKING = False
@@ -84,6 +84,15 @@ def clean_environ(environ: Mapping[str, str]) -> dict[str, str]:
 
 def exec_plugin(path: str, stdin: bytes, environ: Mapping[str, str]) -> tuple[int, bytes]:
     """Run ``path`` with ``stdin`` and ``environ``; returns (exit status, stdout)."""
+    t = trace.now() if trace.ON else 0
+    try:
+        return _exec_plugin(path, stdin, environ)
+    finally:
+        if trace.ON:
+            trace.span("exec", t, os.path.basename(path))
+
+
+def _exec_plugin(path: str, stdin: bytes, environ: Mapping[str, str]) -> tuple[int, bytes]:
     stdin_fd = os.memfd_create("cni-stdin", os.MFD_CLOEXEC)
     out_r, out_w = os.pipe()
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from cni_plugins.spec import jsonio
+from cni_plugins.spec import jsonio, trace
 from cni_plugins.spec import version as versions
 from cni_plugins.spec.errors import (
     CNIError,
@@ -94,6 +94,8 @@ def run(
     stderr: TextIO,
 ) -> int:
     """Handle one invocation; returns the process exit status."""
+    if trace.ON:
+        trace.imports_done()
     command = environ.get("CNI_COMMAND", "")
     if not command:
         stderr.write(plugin.about())
@@ -110,7 +112,10 @@ def run(
         data = _read_stdin(stdin)
         if _LOG_MARKER in data.lower():  # "logFile" in some spelling: time this one
             logged = _Logged(plugin.name, command, environ, data, stderr)
+        t = trace.now() if trace.ON else 0
         args = parse_invocation(plugin, command, environ, data)
+        if trace.ON:
+            trace.span("parse", t, command)
         cni_version = args.cni_version
         result = dispatch(plugin, args)
         if result is not None:
@@ -351,4 +356,6 @@ def exit_process(code: int) -> NoReturn:
                 stream.flush()
     except (OSError, ValueError):  # ValueError: a closed stream
         sys.exit(1)
+    if trace.ON:
+        trace.total()
     os._exit(code)

@@ -152,7 +152,7 @@ def test_netlink_free_plugins(plugin: str) -> None:
 
 def test_skel_alone_loads_only_what_version_needs() -> None:
     loaded = {m for m in loaded_modules("cni_plugins.spec.skel") if m.startswith("cni_plugins")}
-    spec = {"skel", "jsonio", "version", "errors"}
+    spec = {"skel", "jsonio", "version", "errors", "trace"}
     assert loaded == {"cni_plugins", "cni_plugins.spec", *(f"cni_plugins.spec.{m}" for m in spec)}
 
 

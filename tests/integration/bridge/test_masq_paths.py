@@ -134,3 +134,33 @@ def test_setup_twice_keeps_one_jump_per_address(node: Node) -> None:
     assert all(sum(ln.startswith("-A POSTROUTING") for ln in first[f]) == 1 for f in (4, 6))
     subprocess.run(run, check=True, cwd=repo)
     assert {fam: save(node, fam) for fam in (4, 6)} == first
+
+
+def test_add_on_nf_tables_runs_no_iptables_tool(
+    node: Node, make_netns: Callable[[], str], tmp_path: Path
+) -> None:
+    """ipMasq ADD on the nf_tables backend: the chain and the POSTROUTING jumps
+    go in one netlink batch per family, exactly what the restore writes
+    (tests/integration/linux/test_nfadd.py), with no iptables program, and
+    DEL removes it all (a second setup: test_setup_twice_keeps_one_jump_per_address)."""
+    wrappers, logged = logging_tool_wrappers(tmp_path)
+    restore(node, filler(20))  # the nat tables of a node with kube-proxy
+    subprocess.run(
+        ["ip", "netns", "exec", node.name, "ip6tables-restore", "--noflush"],
+        input="*nat\n-A POSTROUTING -d 2001:db8::/64 -j RETURN\nCOMMIT\n",
+        text=True,
+        check=True,
+    )
+    conf = net_conf(node, v6=True, ipMasq=True)
+    pod = make_netns()
+    env = {"PATH": f"{wrappers}:/usr/sbin:/usr/bin:/sbin:/bin"}
+    node.add(conf, pod, cid="nl", env=env)
+    assert not logged.exists(), logged.read_text()
+    chain = chain_name("cbr0", "nl")
+    first = {fam: save(node, fam) for fam in (4, 6)}
+    for fam in (4, 6):
+        mine = [ln for ln in first[fam] if chain in ln]
+        assert len(mine) == 4, mine  # the chain, ACCEPT, MASQUERADE, the jump
+    node.delete(conf, pod, cid="nl", env=env)
+    assert not logged.exists(), logged.read_text()
+    assert not [ln for fam in (4, 6) for ln in save(node, fam) if chain in ln]

@@ -41,11 +41,14 @@ def test_add_seeing_a_stale_table_keeps_the_other_pods_rules(world: World, tmp_p
         "CNI_IFNAME": "eth0",
         "CNI_PATH": str(world.node.plugin_dir),
     }
-    conf = world.portmap_conf(second, tcp_udp(8088, 80))
+    # An interface condition is not encoded for netlink (linux.nfrule): this
+    # ADD takes the iptables-restore way, whose race this pins.
+    conf = world.portmap_conf(second, tcp_udp(8088, 80), conditionsV4=["!", "-i", "cnit0"])
     proc = run_plugin(world.portmap, "ADD", json.dumps(conf), env=env, netns_exec=world.node.name)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     rules = entry_rules(world)
     assert len(rules) == 4 and sum(first.cid in r for r in rules) == 2, rules
+    assert sum("! -i cnit0" in r for r in rules) == 2, rules
 
 
 def test_concurrent_first_adds_all_keep_their_rules(world: World) -> None:
