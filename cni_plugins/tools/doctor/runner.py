@@ -9,6 +9,7 @@ from cni_plugins.tools.doctor import (
     evidence,
     flannel,
     leaks,
+    logs,
     payloads,
     sysctls,
 )
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 def run(node: Node) -> list[Finding]:
     found: list[Finding] = []
     found += conf.check(node)
+    found += logs.check(node)
     found += payloads.check_skew(node)
     found += flannel.check(node)
     found += sysctls.check()

@@ -249,3 +249,38 @@ def test_nft_rule_owners() -> None:
     note = f"abcd-ef01, net: cbr0, if: eth0, id: {CID}"
     assert chains.nft_owner(rule("cni_plugins_masquerade", "masq_checks", note)) == CID
     assert chains.nft_owner(rule("cni_plugins_masquerade", "postrouting", "")) is None
+
+
+def test_recent_failures_from_the_plugins_logs(tmp_path: Path) -> None:
+    from cni_plugins.spec.errors import InvalidConfig
+    from cni_plugins.spec.logfile import append, format_line
+    from cni_plugins.tools.doctor import logs
+    from cni_plugins.tools.doctor.node import Node, Options
+
+    log = tmp_path / "plugins.log"
+    conf_dir = tmp_path / "net.d"
+    conf_dir.mkdir()
+    conflist = {
+        "cniVersion": "1.0.0",
+        "name": "cbr0",
+        "plugins": [
+            {"type": "flannel", "LogFile": str(log)},  # folds, as the plugins read it
+            {"type": "portmap", "logFile": str(log), "capabilities": {"portMappings": True}},
+            {"type": "bandwidth", "logFile": "relative.log"},  # not a path the plugins take
+        ],
+    }
+    (conf_dir / "10-flannel.conflist").write_text(json.dumps(conflist))
+    node = Node(Options(conf_dir=str(conf_dir)))
+    assert logs.log_files(node) == [str(log)]
+    assert logs.check(node) == []  # no log yet: nothing to say
+
+    env = {"CNI_CONTAINERID": "c0ffee", "CNI_NETNS": "/run/netns/p", "CNI_IFNAME": "eth0"}
+    for verb, error in (("ADD", InvalidConfig("ipam: missing")), ("DEL", None)):
+        line = format_line(
+            plugin="flannel", command=verb, environ=env, duration=0.01, result=None, error=error
+        )
+        append(str(log), line)
+    (found,) = logs.check(node)
+    assert (found.check, found.severity, found.subject) == ("recent-failures", "warning", str(log))
+    assert "flannel ADD c0ffee: code 7: ipam: missing" in found.message
+    assert "DEL" not in found.message  # successes are not failures
