@@ -39,8 +39,9 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
 WORK = BUILD / "_work"
 sys.path.insert(0, str(REPO))
+sys.path.append(str(BUILD))  # build/versioning.py, also when tests import build.build
 
-# build/ is sys.path[0] when run as a script (mypy and the tests see build.versioning)
+# on sys.path above (mypy and the unit tests see it as build.versioning)
 import versioning  # type: ignore[import-not-found]  # noqa: E402
 
 from cni_plugins.plugins import BINARIES, TOOLS  # noqa: E402 - needs REPO on sys.path

@@ -210,7 +210,9 @@ def apply(
         return False
     try:
         tool = tool_backend(family)
-        if tool == "legacy" or (tool is None and not Reader(sock, family, table).table_exists()):
+        if tool in ("legacy", "nft-other") or (
+            tool is None and not Reader(sock, family, table).table_exists()
+        ):
             return False
         for _ in range(_ATTEMPTS):
             genid = nfremove.generation(sock)
@@ -226,19 +228,41 @@ def apply(
 
 
 def tool_backend(family: int) -> str | None:
-    """``nft`` or ``legacy``: the backend of the ``iptables-restore`` the
-    iptables way would run (its multi-call binary's name, no exec), or None
+    """``nft``, ``nft-other`` or ``legacy``: the backend of the ``iptables-restore``
+    the iptables way would run (its multi-call binary's name, no exec), or None
     when that does not tell (a wrapper, no tool).  With no table on either
-    side yet, only the tool knows where the node's rules belong."""
+    side yet, only the tool knows where the node's rules belong.
+
+    ``nft-other`` is an iptables-nft of another release than the one whose
+    encoding linux.nfrule reproduces: its own ``-S``/``-save`` (portmap CHECK,
+    a Go plugin's DEL on this node) may not read rules we encoded the same way
+    (iptables 1.8.7 does not), so those nodes keep the tool."""
     from cni_plugins.linux.iptables import ToolNotFound, find_tool
 
     try:
-        real = os.path.basename(os.path.realpath(find_tool(f"{_PREFIX[family]}-restore")))
+        real = os.path.realpath(find_tool(f"{_PREFIX[family]}-restore"))
     except (ToolNotFound, OSError):
         return None
-    if "legacy" in real:
+    name = os.path.basename(real)
+    if "legacy" in name:
         return "legacy"
-    return "nft" if "nft" in real else None
+    if "nft" not in name:
+        return None
+    return "nft" if _is_release(real, ENCODED_RELEASE) else "nft-other"
+
+
+# The iptables-nft release nfrule's encoding is taken from, as its binary names itself.
+ENCODED_RELEASE = b"1.8.9 (nf_tables)"
+
+
+def _is_release(path: str, marker: bytes) -> bool:
+    """Whether the executable at ``path`` holds ``marker`` (its version string;
+    a read of ~200 KiB from the page cache, no exec)."""
+    try:
+        with open(path, "rb") as f:
+            return marker in f.read(4 << 20)
+    except OSError:
+        return False
 
 
 _PREFIX = {4: "iptables", 6: "ip6tables"}

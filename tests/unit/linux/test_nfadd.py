@@ -12,15 +12,20 @@ from cni_plugins.linux import nlmsg as m
 
 
 @pytest.mark.parametrize(
-    ("target", "expected"),
-    [("xtables-nft-multi", "nft"), ("xtables-legacy-multi", "legacy"), ("wrapper.sh", None)],
+    ("target", "version", "expected"),
+    [
+        ("xtables-nft-multi", "1.8.9 (nf_tables)", "nft"),
+        ("xtables-nft-multi", "1.8.7 (nf_tables)", "nft-other"),  # e.g. Debian 11's
+        ("xtables-legacy-multi", "1.8.9 (legacy)", "legacy"),
+        ("wrapper.sh", "", None),
+    ],
 )
 def test_tool_backend_is_the_multicall_binary_behind_the_tool(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, expected: str | None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, version: str, expected: str | None
 ) -> None:
     real = tmp_path / "real" / target
     real.parent.mkdir()
-    real.write_text("#!/bin/sh\n")
+    real.write_text(f"#!/bin/sh\n# {version}\n")
     real.chmod(0o755)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
