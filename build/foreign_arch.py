@@ -14,10 +14,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-# Debian architecture -> (kernel machine name, qemu binfmt entry)
-ARCHES = {"arm64": ("aarch64", "qemu-aarch64")}
+# Debian architecture -> (kernel machine name, binfmt_misc magic of its ELF files)
+ARCHES = {"arm64": ("aarch64", "7f454c460201010000000000000000000200b700")}
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
 SUITE = "bookworm"  # Debian 12, as the native build
 PACKAGES = "gcc,libc6-dev,zlib1g-dev,python3,python3-dev,python3-venv,patchelf,binutils,strace,file"
 HOST_CAS = "/etc/ssl/certs/ca-certificates.crt"
@@ -41,10 +43,26 @@ def _run(argv: list[str]) -> None:
         sys.exit(f"{argv[0]} failed ({result.returncode}): {' '.join(argv)}")
 
 
-def _install_interpreter(binfmt: str, root: Path) -> None:
+def _handler(magic: str) -> Path | None:
+    """The enabled binfmt_misc entry for ELF files with ``magic`` (Debian's
+    ``qemu-aarch64`` or scripts/with-binfmt-arm64.sh's), if any."""
+    for entry in sorted(BINFMT.glob("*")) if BINFMT.is_dir() else []:
+        if entry.name in ("register", "status"):
+            continue
+        lines = entry.read_text().splitlines()
+        if "enabled" in lines and f"magic {magic}" in lines:
+            return entry
+    return None
+
+
+def _timed(what: str, started: float) -> None:
+    print(f"foreign_arch: {what}: {time.monotonic() - started:.0f} s", flush=True)
+
+
+def _install_interpreter(binfmt: Path, root: Path) -> None:
     """Copy the binfmt entry's interpreter into the root: without the F flag the
     kernel looks it up inside the chroot at each exec."""
-    entry = Path(f"/proc/sys/fs/binfmt_misc/{binfmt}").read_text().splitlines()
+    entry = binfmt.read_text().splitlines()
     interpreter = next(line.split()[1] for line in entry if line.startswith("interpreter "))
     dest = root / interpreter.lstrip("/")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -54,11 +72,12 @@ def _install_interpreter(binfmt: str, root: Path) -> None:
 
 def prepare_root(arch: str, repo: Path, work: Path) -> Path:
     """The build root for ``arch``, made (debootstrap, venv) if not there yet."""
-    machine, binfmt = ARCHES[arch]
-    if not Path(f"/proc/sys/fs/binfmt_misc/{binfmt}").exists():
+    machine, magic = ARCHES[arch]
+    binfmt = _handler(magic)
+    if binfmt is None:
         sys.exit(
-            f"no binfmt handler {binfmt}: install qemu-user-static and binfmt-support,"
-            f" then `update-binfmts --enable {binfmt}` (as root)"
+            f"no binfmt_misc handler for {machine}: install qemu-user-static and run"
+            " the build under scripts/with-binfmt-arm64.sh (as root)"
         )
     root = work / f"root-{arch}"
     ready = root / ".cni-plugins-build-root"
@@ -68,16 +87,22 @@ def prepare_root(arch: str, repo: Path, work: Path) -> Path:
     if not (root / "usr" / "bin" / "python3").exists():
         shutil.rmtree(root, ignore_errors=True)
         debootstrap = ["debootstrap", "--foreign", f"--arch={arch}", "--variant=minbase"]
+        started = time.monotonic()
         _run([*debootstrap, f"--include={PACKAGES}", SUITE, str(root)])
+        _timed("debootstrap, first stage (native)", started)
         _install_interpreter(binfmt, root)
+        started = time.monotonic()
         _run(["chroot", str(root), "/debootstrap/debootstrap", "--second-stage"])
+        _timed("debootstrap, second stage (emulated)", started)
     _install_interpreter(binfmt, root)
     # for pip: the host's resolver and the CAs it trusts (a proxy's, say)
     shutil.copyfile("/etc/resolv.conf", root / "etc" / "resolv.conf")
     if Path(HOST_CAS).exists():
         shutil.copyfile(HOST_CAS, root / HOST_CAS.lstrip("/"))
+    started = time.monotonic()
     _run(["chroot", str(root), "python3", "-m", "venv", "/venv"])
     _run(["chroot", str(root), "/venv/bin/pip", "install", "-q", "--only-binary=:all:", *pins])
+    _timed("venv and pip install (emulated)", started)
     uname = subprocess.run(
         ["chroot", str(root), "uname", "-m"], capture_output=True, text=True, check=True
     )
@@ -106,4 +131,7 @@ def build(arch: str, repo: Path, work: Path, out: Path, *, args: list[str], vers
     argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]
     argv += [str(repo), str(root), "--out", f"/src/{rel}", *args]
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "VERSION": version}
-    return subprocess.run(argv, env=env, check=False).returncode
+    started = time.monotonic()
+    returncode = subprocess.run(argv, env=env, check=False).returncode
+    _timed("build.py in the root (emulated)", started)
+    return returncode
