@@ -19,15 +19,43 @@ step() {
     fi
 }
 
+# The arm64 build runs emulated (build/README.md), niced, in the background
+# while the amd64 checks run; its emulated tests run at the end.
+arm64_log=$(mktemp)
+scripts/arm64.sh build >"$arm64_log" 2>&1 &
+arm64_pid=$!
+arm64_built=""
+arm64_build() {
+    status=0
+    wait "$arm64_pid" || status=$?
+    cat "$arm64_log"
+    rm -f "$arm64_log"
+    if [ "$status" -eq 77 ]; then
+        echo "arm64: SKIPPED (see above): no arm64 binaries, no emulated tests"
+        return 0
+    fi
+    [ "$status" -eq 0 ] && arm64_built=1
+    return "$status"
+}
+arm64_test() {
+    if [ -z "$arm64_built" ]; then
+        echo "arm64: no dist/bin-arm64 from this run: nothing to test"
+        return 0
+    fi
+    scripts/arm64.sh test
+}
+
 step "build dist/bin" $PY build/build.py
 step "ruff check" .venv/bin/ruff check .
 step "ruff format" .venv/bin/ruff format --check .
 step "mypy" .venv/bin/mypy
-step "pytest (unit, integration, install)" $PY -m pytest -q -p no:cacheprovider tests
+step "pytest (unit, integration, install)" $PY -m pytest -q -p no:cacheprovider tests --ignore=tests/emulated
 if [ -f conformance/__main__.py ]; then
     step "conformance: ours (dist/bin)" $PY -m conformance --bin-dir dist/bin
     step "conformance: Debian's Go plugins (/usr/lib/cni)" $PY -m conformance --bin-dir /usr/lib/cni
 fi
+step "arm64: build dist/bin-arm64 (emulated, background)" arm64_build
+step "arm64: VERSION, host-local and loopback ADD/DEL under qemu-user" arm64_test
 
 if [ -n "$failed" ]; then
     printf '\nFAILED steps:%s\n' "$failed"
