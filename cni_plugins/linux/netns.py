@@ -180,15 +180,21 @@ def _nstype_from_proc(fd: int, st: os.stat_result, own: os.stat_result) -> int |
     """NS_GET_NSTYPE's answer without the ioctl: CLONE_NEWNET, another type
     (0), or None for a file that is not a namespace.  The kernel has a single
     nsfs superblock, so the device of our own netns file identifies nsfs (what
-    fstatfs's NSFS_MAGIC proves); an nsfs file's magic link in /proc/self/fd
-    reads ``<type>:[<inode>]``, no path (a real file's link is absolute)."""
+    fstatfs's NSFS_MAGIC proves); the type is in the name nsfs gives the inode,
+    ``<type>:[<inode>]``: the fd's /proc link when it was opened through
+    /proc/<pid>/ns, else the root of the bind mount it was opened through
+    (/run/netns/<name>) in /proc/self/mountinfo."""
     if st.st_dev != own.st_dev:
         return None
+    suffix = f":[{st.st_ino}]"
     try:
-        link = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
+        names = [os.readlink(f"/proc/self/fd/{fd}")]
+        with open("/proc/self/mountinfo") as mountinfo:
+            names += [line.split()[3] for line in mountinfo if " - nsfs " in line]
+    except (OSError, IndexError):
         return None
-    kind, _, rest = link.partition(":")
-    if "/" in kind or rest != f"[{st.st_ino}]":
-        return None
-    return CLONE_NEWNET if kind == "net" else 0
+    for name in names:
+        kind = name.removesuffix(suffix)
+        if kind != name and kind.isalnum():
+            return CLONE_NEWNET if kind == "net" else 0
+    return None

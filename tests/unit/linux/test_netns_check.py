@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,16 @@ def test_fallback_agrees_with_the_ioctl(name: str) -> None:
     assert (got == netns.CLONE_NEWNET) == want
 
 
+def test_fallback_knows_a_bind_mounted_netns(make_netns: Callable[[], str]) -> None:
+    """/run/netns/<name> (how runtimes pass CNI_NETNS): its fd's /proc link is
+    the path, so the type comes from the bind mount's root in mountinfo."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (ip netns add)")
+    path = make_netns()
+    assert _real_nstype(path) == netns.CLONE_NEWNET
+    assert _nstype_from_proc(path) == netns.CLONE_NEWNET
+
+
 def test_fallback_refuses_a_file_named_like_a_namespace(tmp_path: Path) -> None:
     plain = tmp_path / "x"
     plain.write_text("x")
@@ -65,6 +76,14 @@ def test_without_the_ioctl_own_netns_is_still_refused() -> None:
     with pytest.raises(InvalidNetNS, match="own network namespace"):
         netns.open_netns("/proc/self/ns/net")
     with netns.open_netns("/proc/self/ns/net", allow_own=True) as ns:
+        assert ns.fd >= 0
+
+
+@pytest.mark.usefixtures("no_ioctl")
+def test_without_the_ioctl_a_bind_mounted_netns_opens(make_netns: Callable[[], str]) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (ip netns add)")
+    with netns.open_netns(make_netns()) as ns:
         assert ns.fd >= 0
 
 
