@@ -1,13 +1,13 @@
 #!/bin/sh
 # The arm64 leg of CI (scripts/test.sh):
 #
-#     scripts/arm64.sh build   # dist/bin-arm64: build.py --arch arm64, emulated, niced
-#     scripts/arm64.sh test    # tests/emulated under qemu-user: VERSION, host-local
-#                              # and loopback ADD/DEL in a test-made netns
+#     scripts/arm64.sh build   # dist/bin-arm64: build.py --arch arm64 (emulated)
+#     scripts/arm64.sh test    # tests/emulated under qemu-user: VERSION, host-local,
+#                              # loopback, flannel ADD/DEL in test-made netns
 #
 # Both run under scripts/with-binfmt-arm64.sh (binfmt_misc left as found).
 # Exit 77 = skipped (no qemu-user-static / binfmt_misc, or the Debian mirror the
-# arm64 root is debootstrapped from is not reachable); anything else non-zero
+# arm64 root is unpacked from is not reachable); anything else non-zero
 # is a failure.
 set -eu
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ build)
         echo "arm64: skipped: the Debian mirror ($MIRROR) is not reachable"
         exit 77
     fi
-    exec nice -n 19 scripts/with-binfmt-arm64.sh $PY build/build.py --arch arm64 --no-timing
+    exec scripts/with-binfmt-arm64.sh $PY build/build.py --arch arm64 --no-timing
     ;;
 test)
     CNI_PLUGINS_ARM64_REQUIRED=1 exec scripts/with-binfmt-arm64.sh \

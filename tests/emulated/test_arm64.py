@@ -1,6 +1,6 @@
 """The arm64 binaries (build.py --arch arm64) run on this amd64 machine through
-qemu-user: VERSION of each, a host-local ADD/DEL and a loopback ADD/DEL in a pod
-namespace the test makes.  scripts/arm64.sh runs this file under
+qemu-user: VERSION of each, host-local, loopback and flannel -> bridge ->
+host-local ADD/DEL in namespaces the tests make.  scripts/arm64.sh runs this file under
 scripts/with-binfmt-arm64.sh; elsewhere it skips unless an aarch64 binfmt
 handler is enabled and dist/bin-arm64 (or ``CNI_DIST_BIN_ARM64``) is built.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,43 @@ def test_loopback_add_del(tmp_path: Path, netns: str) -> None:
     assert _lo_up(name)
     _ok(run_plugin(BIN / "loopback", "DEL", conf, env=env))
     assert not _lo_up(name)
+
+
+def test_flannel_bridge_add_del(tmp_path: Path, make_netns: Callable[[], str]) -> None:
+    """flannel -> bridge -> host-local, run in a node namespace: setns, veth
+    moves, sysctls and rtnetlink all through qemu-user."""
+    node, pod = Path(make_netns()).name, make_netns()
+    (tmp_path / "subnet.env").write_text(
+        "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.9.1/24\n"
+        "FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
+    )
+    conf = json.dumps(
+        {
+            "cniVersion": "1.0.0",
+            "name": "cbr0",
+            "type": "flannel",
+            "subnetFile": str(tmp_path / "subnet.env"),
+            "dataDir": str(tmp_path / "flannel"),
+            "ipam": {"dataDir": str(tmp_path / "ipam")},
+            "delegate": {"isDefaultGateway": True},
+        }
+    )
+    env = _env(tmp_path / "cache", pod)
+    result = _ok(run_plugin(BIN / "flannel", "ADD", conf, env=env, netns_exec=node))
+    address = result["ips"][0]["address"]
+    assert address.startswith("10.244.9.")
+    shown = subprocess.run(
+        ["ip", "-n", Path(pod).name, "-j", "addr", "show", "eth0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert address.split("/")[0] in shown
+    lease = tmp_path / "ipam" / "cbr0" / address.split("/")[0]
+    assert lease.exists()
+    _ok(run_plugin(BIN / "flannel", "DEL", conf, env=env, netns_exec=node))
+    gone = subprocess.run(
+        ["ip", "-n", Path(pod).name, "link", "show", "eth0"], capture_output=True, check=False
+    )
+    assert gone.returncode != 0
+    assert not lease.exists()
