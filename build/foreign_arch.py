@@ -130,10 +130,11 @@ def build(arch: str, repo: Path, work: Path, out: Path, *, args: list[str], vers
         sys.exit(f"--out {out}: must be inside {repo} for a foreign-architecture build")
     root = prepare_root(arch, repo, work)
     (root / "src").mkdir(exist_ok=True)
+    (root / "root").mkdir(mode=0o700, exist_ok=True)  # HOME: PyInstaller's cache
     script = (
         'set -eu\nmount --bind "$1" "$2/src"\nmount -t proc proc "$2/proc"\n'
         'root=$2\nshift 2\nexec chroot "$root" env CNI_PLUGINS_BUILD_VERSION="$VERSION"'
-        " CNI_PLUGINS_BUILD_EMULATED=1"
+        " CNI_PLUGINS_BUILD_EMULATED=1 HOME=/root"
         ' PATH=/usr/sbin:/usr/bin:/sbin:/bin /venv/bin/python /src/build/build.py "$@"\n'
     )
     argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]
