@@ -38,6 +38,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
 WORK = BUILD / "_work"
+if os.environ.get("CNI_PLUGINS_BUILD_EMULATED"):
+    # foreign_arch.py's run inside the root: a work dir of its own, so a native
+    # build can run at the same time (scripts/test.sh runs both)
+    WORK = WORK / f"emulated-{os.uname().machine}"
 sys.path.insert(0, str(REPO))
 sys.path.append(str(BUILD))  # build/versioning.py, also when tests import build.build
 

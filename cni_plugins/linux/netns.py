@@ -151,18 +151,50 @@ class NetNSNotFound(InvalidNetNS):
 def _check_is_other_netns(fd: int, path: str, allow_own: bool) -> None:
     # NS_GET_NSTYPE only answers on nsfs files, so it proves what Go's statfs
     # magic check proves, without ctypes.
+    import errno
     import fcntl
 
+    st = os.fstat(fd)
+    own = os.stat(_SELF_NETNS)
     try:
         kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
     except OSError as exc:
-        raise InvalidNetNS(f"{path!r} is not a network namespace ({exc.strerror})") from exc
+        # qemu-user (arm64 binaries emulated on amd64) does not forward this
+        # ioctl: ENOSYS.  The kernel never answers it with ENOSYS.
+        if exc.errno != errno.ENOSYS:
+            raise InvalidNetNS(f"{path!r} is not a network namespace ({exc.strerror})") from exc
+        found = _nstype_from_proc(fd, st, own)
+        if found is None:
+            raise InvalidNetNS(f"{path!r} is not a network namespace") from exc
+        kind = found
     if kind != CLONE_NEWNET:
         raise InvalidNetNS(f"{path!r} is a namespace, but not a network namespace")
-    st = os.fstat(fd)
-    own = os.stat(_SELF_NETNS)
     if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino) and not allow_own:
         raise InvalidNetNS(
             f"{path!r} is the plugin's own network namespace; refusing to modify it"
             " (set CNI_NETNS_OVERRIDE=1 to allow)"
         )
+
+
+def _nstype_from_proc(fd: int, st: os.stat_result, own: os.stat_result) -> int | None:
+    """NS_GET_NSTYPE's answer without the ioctl: CLONE_NEWNET, another type
+    (0), or None for a file that is not a namespace.  The kernel has a single
+    nsfs superblock, so the device of our own netns file identifies nsfs (what
+    fstatfs's NSFS_MAGIC proves); the type is in the name nsfs gives the inode,
+    ``<type>:[<inode>]``: the fd's /proc link when it was opened through
+    /proc/<pid>/ns, else the root of the bind mount it was opened through
+    (/run/netns/<name>) in /proc/self/mountinfo."""
+    if st.st_dev != own.st_dev:
+        return None
+    suffix = f":[{st.st_ino}]"
+    try:
+        names = [os.readlink(f"/proc/self/fd/{fd}")]
+        with open("/proc/self/mountinfo") as mountinfo:
+            names += [line.split()[3] for line in mountinfo if " - nsfs " in line]
+    except (OSError, IndexError):
+        return None
+    for name in names:
+        kind = name.removesuffix(suffix)
+        if kind != name and kind.isalnum():
+            return CLONE_NEWNET if kind == "net" else 0
+    return None

@@ -284,7 +284,13 @@ def test_dockerignore_lets_exactly_the_copied_sources_through() -> None:
     for line in RECIPE.read_text().splitlines():
         words = line.split()
         if words and words[0] == "COPY":
-            sources.append(next(w for w in words[1:] if not w.startswith("--")))
+            source = next(w for w in words[1:] if not w.startswith("--"))
+            # dist/bin by default, dist/bin-<arch> with PER_ARCH=1 (multi-arch)
+            per_arch = "${PER_ARCH:+-$TARGETARCH}"
+            if per_arch in source:
+                sources.append(source.replace(per_arch, "-*"))
+                source = source.replace(per_arch, "")
+            sources.append(source)
     ignore = (DEPLOY / "Containerfile.dockerignore").read_text().split()
     ignore = [w for w in ignore if not w.startswith("#") and w.isascii()]
     assert "*" in ignore
