@@ -119,6 +119,8 @@ def test_manifest_list_with_both_arches(buildah: Buildah, tmp_path: Path) -> Non
     for name in ("Containerfile", "Containerfile.dockerignore"):
         shutil.copy2(REPO / "deploy" / name, ctx / "deploy" / name)
     shutil.copy2(REPO / "install-cni.sh", ctx / "install-cni.sh")
+    shutil.copy2(REPO / "LICENSE", ctx / "LICENSE")
+    shutil.copytree(REPO / "licenses", ctx / "licenses")
     dists = {"amd64": amd64, "arm64": arm64}
     for arch, src in dists.items():
         shutil.copytree(src, ctx / "dist" / f"bin-{arch}", symlinks=True)
