@@ -159,6 +159,8 @@ class Host:
             "CNI_CONF_DIR": str(self.conf),
             "CNI_NETWORK_CONFIG_FILE": str(self.cfg),
             "SLEEP": "false",
+            # the binaries' unpack cache, which install-cni.sh also warms: never the host's
+            "CNI_PLUGINS_CACHE_DIR": str(self.root / "unpack-cache"),
         }
         env.update(self.extra_env)
         env.update(extra)
