@@ -7,10 +7,13 @@ or firewall.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,6 +96,19 @@ def built_bin_dir() -> Path | None:
     return d if (d / "loopback").exists() else None
 
 
+_unpack_cache: str | None = None
+
+
+def unpack_cache_dir() -> str:
+    """The built binaries' unpack cache for this test run: a temp dir, removed
+    at exit, so no test fills the host's /var/lib/cni/cni-plugins-py."""
+    global _unpack_cache
+    if _unpack_cache is None:
+        _unpack_cache = tempfile.mkdtemp(prefix="cnit-unpack-")
+        atexit.register(shutil.rmtree, _unpack_cache, True)
+    return _unpack_cache
+
+
 def run_plugin(
     binary: Path | str,
     command: str,
@@ -102,7 +118,11 @@ def run_plugin(
     netns_exec: str | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Exec a plugin binary like a runtime does: CNI_* env plus a short PATH."""
-    full = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command}
+    full = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "CNI_COMMAND": command,
+        "CNI_PLUGINS_CACHE_DIR": unpack_cache_dir(),
+    }
     full.update(env or {})
     data = stdin.encode() if isinstance(stdin, str) else stdin
     argv = [str(binary)]
