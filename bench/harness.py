@@ -394,7 +394,7 @@ def machine_info(opts: Options, started: datetime.datetime, load: tuple[str, str
     about = ""
     flannel = opts.ours / "flannel"
     if flannel.exists() and not opts.source_tree:
-        m = run([str(flannel)], b"", {"PATH": BASE_ENV["PATH"]})
+        m = run([str(flannel)], b"", BASE_ENV)  # its about text: the build's version
         about = m.stderr.decode(errors="replace").splitlines()[0] if m.stderr else ""
     go_version = _dpkg_version("containernetworking-plugins")
     ours = "source tree (script wrappers)" if opts.source_tree else f"{opts.ours} {about}".strip()

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 # Plugins get what a runtime gives them: CNI_* plus a short PATH.
 BASE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+# The caller's unpack cache, when it sets one (the smoke test: a temp dir).
+if os.environ.get("CNI_PLUGINS_CACHE_DIR"):
+    BASE_ENV["CNI_PLUGINS_CACHE_DIR"] = os.environ["CNI_PLUGINS_CACHE_DIR"]
 # GNU time (Debian package "time"); without it RSS is reported as n/a.
 GNU_TIME = shutil.which("time", path=BASE_ENV["PATH"])
 

@@ -39,6 +39,7 @@ def test_quick_run_reports_every_scenario_and_cleans_up(tmp_path: Path) -> None:
     argv = [sys.executable, str(REPO / "bench" / "run.py"), *_ours_args(), "--go", str(GO)]
     proc = subprocess.run(
         [*argv, "--runs", "1", "--quick", "--out", str(out)],
+        env={**os.environ, "CNI_PLUGINS_CACHE_DIR": str(tmp_path / "unpack-cache")},
         capture_output=True,
         text=True,
         timeout=540,
