@@ -237,9 +237,10 @@ def second_build(out: Path) -> Path:
     return bin_dir
 
 
-def build_context(out: Path, bin_dir: Path) -> Path:
+def build_context(out: Path, bin_dir: Path, *, dists: dict[str, Path] | None = None) -> Path:
     """A build context laid out like the repository: the recipe, its
-    .dockerignore, install-cni.sh and dist/bin."""
+    .dockerignore, install-cni.sh, the license texts and dist/bin (or, with
+    ``dists``, each ``dist/<name>``, e.g. bin-amd64 and bin-arm64)."""
     ctx = out / "context"
     (ctx / "deploy").mkdir(parents=True)
     for name in ("Containerfile", "Containerfile.dockerignore"):
@@ -247,7 +248,8 @@ def build_context(out: Path, bin_dir: Path) -> Path:
     shutil.copy2(REPO / "install-cni.sh", ctx / "install-cni.sh")
     shutil.copy2(REPO / "LICENSE", ctx / "LICENSE")
     shutil.copytree(REPO / "licenses", ctx / "licenses")
-    shutil.copytree(bin_dir, ctx / "dist" / "bin")
+    for name, src in (dists or {"bin": bin_dir}).items():
+        shutil.copytree(src, ctx / "dist" / name, symlinks=True)
     return ctx
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import built_bin_dir
+from tests.install.images import build_context
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGINS = ("bridge", "flannel", "host-local", "loopback", "portmap")
@@ -114,16 +115,8 @@ def test_manifest_list_with_both_arches(buildah: Buildah, tmp_path: Path) -> Non
     amd64, arm64 = built_bin_dir(), arm64_bin_dir()
     if amd64 is None or arm64 is None:
         pytest.skip("needs dist/bin and dist/bin-arm64 (build.py --arch arm64)")
-    ctx = tmp_path / "context"
-    (ctx / "deploy").mkdir(parents=True)
-    for name in ("Containerfile", "Containerfile.dockerignore"):
-        shutil.copy2(REPO / "deploy" / name, ctx / "deploy" / name)
-    shutil.copy2(REPO / "install-cni.sh", ctx / "install-cni.sh")
-    shutil.copy2(REPO / "LICENSE", ctx / "LICENSE")
-    shutil.copytree(REPO / "licenses", ctx / "licenses")
     dists = {"amd64": amd64, "arm64": arm64}
-    for arch, src in dists.items():
-        shutil.copytree(src, ctx / "dist" / f"bin-{arch}", symlinks=True)
+    ctx = build_context(tmp_path, amd64, dists={f"bin-{a}": d for a, d in dists.items()})
 
     image = "localhost/cnit-multiarch:1"
     buildah(
