@@ -257,12 +257,19 @@ ENCODED_RELEASE = b"1.8.9 (nf_tables)"
 
 def _is_release(path: str, marker: bytes) -> bool:
     """Whether the executable at ``path`` holds ``marker`` (its version string;
-    a read of ~200 KiB from the page cache, no exec)."""
-    try:
-        with open(path, "rb") as f:
-            return marker in f.read(4 << 20)
-    except OSError:
-        return False
+    a read of ~200 KiB from the page cache, no exec).  Read once per process:
+    iptables-restore and ip6tables-restore are one multi-call binary."""
+    key = (path, marker)
+    if key not in _RELEASES:
+        try:
+            with open(path, "rb") as f:
+                _RELEASES[key] = marker in f.read(4 << 20)
+        except OSError:
+            _RELEASES[key] = False
+    return _RELEASES[key]
+
+
+_RELEASES: dict[tuple[str, bytes], bool] = {}
 
 
 _PREFIX = {4: "iptables", 6: "ip6tables"}
