@@ -70,7 +70,7 @@ NFPROTO_IPV4 = 2
 NFPROTO_IPV6 = 10
 # libnftnl's userdata: one TLV type for the comment of a table, chain or rule.
 UDATA_COMMENT = 0
-COMMENT_MAX = 128  # NFTNL_UDATA_COMMENT_MAXLEN, with the NUL
+COMMENT_MAX = 128  # NFTNL_UDATA_COMMENT_MAXLEN: bytes, the NUL not counted
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
 _PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
@@ -84,7 +84,7 @@ _BE32S = struct.Struct(">i")
 
 
 class TooLong(ValueError):
-    """A comment longer than nft stores (``COMMENT_MAX`` bytes with the NUL)."""
+    """A comment longer than nft allows (``COMMENT_MAX`` bytes)."""
 
 
 # -- primitives (also iptables-nft's, see nfrule) ---------------------------------------------
@@ -240,8 +240,8 @@ def return_() -> bytes:
 def comment(text: str) -> bytes:
     """The userdata holding comment ``text``; TooLong past nft's limit."""
     raw = text.encode() + b"\0"
-    if len(raw) > COMMENT_MAX:
-        raise TooLong(f"comment of {len(raw) - 1} bytes, nft stores at most {COMMENT_MAX - 1}")
+    if len(raw) > COMMENT_MAX + 1:
+        raise TooLong(f"comment of {len(raw) - 1} bytes, nft allows at most {COMMENT_MAX}")
     return bytes([UDATA_COMMENT, len(raw)]) + raw
 
 
