@@ -130,7 +130,8 @@ def test_a_failed_restore_falls_back_to_the_full_save(calls: Calls) -> None:
 def test_nft_is_never_run_on_del(calls: Calls) -> None:
     """The nftables tables are read over netlink (tests/integration/portmap/
     test_del_paths.py runs it for real): whatever the probe says, no nft."""
-    for tables in ({"ip": None, "ip6": True}, {"ip": False, "ip6": True}):
+    options: list[dict[str, bool | None]] = [{"ip": None, "ip6": True}, {"ip": False, "ip6": True}]
+    for tables in options:
         calls.nft_tables = tables
         apply.unforward("cbr0", "pod1")
         assert [e for e in calls.log if e[0] == "nft-list"] == []
