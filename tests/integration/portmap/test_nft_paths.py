@@ -199,3 +199,32 @@ def test_an_over_long_container_id_is_a_cni_error(world: World, tmp_path: Path) 
     error = json.loads(proc.stdout)
     assert "comment" in error["msg"] and "128" in error["msg"], error
     assert not logged.exists()
+
+
+def test_rules_nft_wrote_are_checked_and_deleted(world: World, tmp_path: Path) -> None:
+    """The reference's rules as nft writes them from its text (what the Go
+    plugin's nftables backend sends; Debian's Go 1.1.1 here has none to run):
+    our CHECK recognises them by meaning and our DEL removes them, no nft run."""
+    path, logged = refusing_wrappers(tmp_path)
+    pod = world.add_pod(v6=True, listen=80)
+    mappings = tcp_udp(8060, 80)
+    mappings.append({"hostPort": 8061, "containerPort": 80, "protocol": "tcp", "hostIP": NODE_V4})
+    conf = world.portmap_conf(pod, mappings, backend="nftables")
+    parsed = PortMapConf.from_json(conf)
+    script = "".join(
+        c + "\n"
+        for ip in pod.result["ips"]
+        for c in nft.setup_commands(parsed, pod.cid, ip_interface(ip["address"]))
+    )
+    subprocess.run([*NODE_EXEC(world), "nft", "-f", "-"], input=script.encode(), check=True)
+    assert (world.ask(world.client, "tcp", NODE_V4, 8061) or "").startswith(pod.cid)
+    proc = run(world, "CHECK", pod, conf, path)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    # One DNAT rule changed by hand (another container port): CHECK says so.
+    other = dict(conf, runtimeConfig={"portMappings": tcp_udp(8060, 99)})
+    proc = run(world, "CHECK", pod, other, path)
+    assert proc.returncode != 0 and b"missing hostport rules" in proc.stdout
+    proc = run(world, "DEL", pod, conf, path)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert leftovers(world, pod) == []
+    assert not logged.exists(), logged.read_text()
