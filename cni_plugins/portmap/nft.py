@@ -12,6 +12,13 @@ plugin"), chains::
                        ip saddr <cip|0.0.0.0/0> ip daddr <cip> masquerade
                        ip saddr 127.0.0.1 ip daddr <cip> masquerade      (IPv4, not masqAll)
 
+The layout comes twice: as nft text commands (``setup_commands``, used only
+for an ADD with ``conditionsV4/V6``, which are nft syntax) and as one
+nf_tables batch over netlink (``setup_batch``, every other ADD: no ``nft``).
+Both give the same ruleset (tests/integration/portmap/test_nft_paths.py).
+DEL, GC and CHECK read the tables over netlink; a DNAT rule is recognised by
+what it means (``native_signature`` over ``linux.nftexpr.decode``).
+
 Every per-container rule carries the container ID as its comment; that is how
 DEL (ours and Go's) finds them.  The comment holds no network name, so GC can
 only tell containers apart, not networks (see ``apply.gc``).
