@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.integration.portmap.test_nft_paths import refusing_wrappers as wrappe
 
 pytestmark = pytest.mark.privileged
 TABLE = ["inet", ipmasq.NFT_TABLE]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def run(
@@ -93,4 +95,41 @@ def test_add_check_del_without_nft_or_iptables(
     proc = run(node, "DEL", auto, "", "autopod", path=path)  # no netns, no backend: found anyway
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert "id: " not in node.sh("nft", "list", "table", *TABLE)
+    assert not logged.exists(), logged.read_text()
+
+
+def test_rules_nft_wrote_are_deleted(
+    node: Node, make_netns: Callable[[], str], tmp_path: Path
+) -> None:
+    """The reference's text applied by nft itself (as Go's plugin writes it):
+    our DEL and GC find the attachment's rules by their comment and delete
+    them by handle over netlink, no nft run."""
+    path, logged = wrappers_in(tmp_path)
+    conf = net_conf(node, v6=True, ipMasq=True, ipMasqBackend="nftables")
+    pod = make_netns()
+    result = json.loads(run(node, "ADD", conf, pod, "gopod", path=path).stdout)
+    proc = run(node, "DEL", conf, pod, "gopod", path=path)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert "id: gopod" not in node.sh("nft", "list", "table", *TABLE)
+    addresses = [ip_interface(ip["address"]) for ip in result["ips"]]
+    commands = ipmasq.nft_setup_commands(addresses, "cbr0", "eth0", "gopod")
+    script = "".join(c + "\n" for c in commands)
+    subprocess.run(
+        ["ip", "netns", "exec", node.name, "nft", "-f", "-"], input=script.encode(), check=True
+    )
+    assert node.sh("nft", "list", "table", *TABLE).count("id: gopod") == 2
+    # GC (ipmasq.gc, run in the node namespace) keeping gopod keeps them ...
+    gc = "import sys; from cni_plugins.linux import ipmasq; ipmasq.gc('cbr0', eval(sys.argv[1]))"
+    in_node = ["ip", "netns", "exec", node.name, sys.executable, "-c", gc]
+    subprocess.run([*in_node, "[('gopod', 'eth0')]"], check=True, cwd=REPO)
+    assert node.sh("nft", "list", "table", *TABLE).count("id: gopod") == 2
+    proc = run(node, "DEL", conf, "", "gopod", path=path)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert "id: gopod" not in node.sh("nft", "list", "table", *TABLE)
+    # ... and keeping nothing removes them.
+    subprocess.run(
+        ["ip", "netns", "exec", node.name, "nft", "-f", "-"], input=script.encode(), check=True
+    )
+    subprocess.run([*in_node, "[]"], check=True, cwd=REPO)
+    assert "id: gopod" not in node.sh("nft", "list", "table", *TABLE)
     assert not logged.exists(), logged.read_text()
