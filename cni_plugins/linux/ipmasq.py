@@ -20,7 +20,8 @@ deterministic, so DEL finds them in the kernel.  GC (which the reference does no
 implement for iptables) recognises our chains by their comment.
 
 The rule sets are built as data by pure functions (unit-tested) and applied
-with one restore per family (iptables) or one transaction (nftables).  What is
+with one restore per family (iptables) or one nf_tables batch over netlink
+(nftables: ``linux.nftnl``, no ``nft`` program needed).  What is
 there already is read as cheaply as it can be known: ``setup`` and ``teardown``
 ask the kernel first (``nfprobe``, no exec) and list POSTROUTING alone
 (``-S``) when the attachment's chain exists, nothing when it does not;
@@ -42,7 +43,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
+    from cni_plugins.linux import nftnl
     from cni_plugins.linux.iptables import Iptables, Restore
+    from cni_plugins.linux.nfmsg import Rule
     from cni_plugins.linux.nfprobe import Netfilter
     from cni_plugins.linux.nftables import NftRule
     from cni_plugins.spec.ip import IPInterface
@@ -255,17 +258,19 @@ def nft_rules_of(rules: Iterable[NftRule], prefix: str) -> list[NftRule]:
 
 def resolve_backend(backend: str | None) -> str:
     """``iptables`` or ``nftables`` for a configured ``ipMasqBackend`` (None/"auto":
-    iptables unless only nft is installed, as the reference decides)."""
+    iptables when it is installed, as the reference decides; else nftables,
+    which needs no ``nft`` here)."""
     if backend in BACKENDS:
         return backend
     if backend not in (None, "auto"):
         raise InvalidConfig(f"ipMasqBackend: unknown ipmasq backend {backend!r}")
     from cni_plugins.linux.iptables import Iptables
-    from cni_plugins.linux.nftables import Nft
 
-    if not Iptables(4).available() and Nft().available():
-        return "nftables"
-    return "iptables"
+    if Iptables(4).available():
+        return "iptables"
+    # The reference picks nftables when only nft is installed; with neither,
+    # ours still works (nftables over netlink), where iptables cannot.
+    return "nftables"
 
 
 def setup(
@@ -350,12 +355,58 @@ def _jumps_to(ipt: Iptables, chain: str) -> list[list[str]]:
 def _nft_setup(
     addresses: Sequence[IPInterface], network: str, ifname: str, container_id: str
 ) -> None:
-    from cni_plugins.linux.nftables import Nft
+    """``nft_setup_commands`` as one nf_tables batch over netlink (no ``nft``)."""
+    from cni_plugins.linux import nftnl
+    from cni_plugins.linux.nfprobe import Netfilter
 
-    nft = Nft()
-    existing = nft.list_rules(NFT_FAMILY, NFT_TABLE, NFT_MASQ_CHAIN)
-    stale = nft_rules_of(existing, nft_instance_hash(network, ifname, container_id))
-    nft.apply(nft_setup_commands(addresses, network, ifname, container_id, stale))
+    with Netfilter() as nf:
+        nftnl.apply(
+            nf,
+            NFT_FAMILY,
+            NFT_TABLE,
+            lambda rules: nft_setup_batch(addresses, network, ifname, container_id, rules),
+        )
+
+
+def nft_setup_batch(
+    addresses: Sequence[IPInterface],
+    network: str,
+    ifname: str,
+    container_id: str,
+    rules: list[Rule] | None,
+) -> nftnl.Batch:
+    """``nft_setup_commands``' transaction as a batch; ``rules``: the table's now."""
+    from cni_plugins.linux import nftexpr as x
+    from cni_plugins.linux import nftnl
+    from cni_plugins.spec.ip import IPNetwork, ip_network
+
+    b = nftnl.Batch(NFT_FAMILY, NFT_TABLE)
+    b.new_table(NFT_TABLE_COMMENT)
+    b.new_chain(NFT_MASQ_CHAIN, comment=NFT_CHAIN_COMMENT)
+    b.new_chain(NFT_POSTROUTING, hook=("postrouting", 100))
+    b.flush(NFT_POSTROUTING)
+    for family in (4, 6):
+        multicast = ip_network(MULTICAST[family])
+        b.add_rule(
+            NFT_POSTROUTING,
+            x.nfproto(family) + x.address(multicast, destination=True) + x.return_(),
+        )
+    b.add_rule(NFT_POSTROUTING, x.goto(NFT_MASQ_CHAIN))
+    prefix = nft_instance_hash(network, ifname, container_id)
+    for rule in rules or []:
+        if rule.chain == NFT_MASQ_CHAIN and nftnl.comment_of(rule).startswith(prefix):
+            b.delete(rule)
+    note = nft_comment(network, ifname, container_id)
+    for addr in addresses:
+        host = IPNetwork(addr.ip, addr.max_prefixlen)
+        exprs = (
+            x.nfproto(addr.version)
+            + x.address(host, destination=False)
+            + x.address(addr.network, destination=True, negate=True)
+            + x.masquerade()
+        )
+        b.add_rule(NFT_MASQ_CHAIN, exprs, note)
+    return b
 
 
 def teardown(network: str, ifname: str, container_id: str) -> None:
@@ -373,7 +424,9 @@ def teardown(network: str, ifname: str, container_id: str) -> None:
         if not found:
             _nft_remove(
                 nf,
-                lambda rules: nft_rules_of(rules, nft_instance_hash(network, ifname, container_id)),
+                lambda rules: nft_native_rules_of(
+                    rules, nft_instance_hash(network, ifname, container_id)
+                ),
             )
 
 
@@ -385,9 +438,11 @@ def gc(network: str, valid: Iterable[tuple[str, str]]) -> None:
     _remove_iptables_chains(lambda rules: iptables_stale_chains(rules, network, ids))
     keep = {nft_comment(network, ifname, cid) for cid, ifname in valid}
 
-    def stale_nft(rules: list[NftRule]) -> list[NftRule]:
-        mine = nft_rules_of(rules, nft_network_hash(network) + "-")
-        return [r for r in mine if r.comment not in keep]
+    def stale_nft(rules: list[Rule]) -> list[Rule]:
+        from cni_plugins.linux.nftnl import comment_of
+
+        mine = nft_native_rules_of(rules, nft_network_hash(network) + "-")
+        return [r for r in mine if comment_of(r) not in keep]
 
     from cni_plugins.linux.nfprobe import Netfilter
 
@@ -466,21 +521,27 @@ def _remove_known_chain(nf: Netfilter, family: int, chain: str) -> bool | None:
     return True
 
 
-def _nft_remove(nf: Netfilter, select: Callable[[list[NftRule]], list[NftRule]]) -> None:
-    if nf.nft_table_exists(NFT_FAMILY, NFT_TABLE) is False:
-        return  # no exec: the kernel says there is no table
-    # Imported only now: most DELs find no table and never need the nft client.
-    from cni_plugins.linux.iptables import ToolNotFound
-    from cni_plugins.linux.nftables import Nft
+def _nft_remove(nf: Netfilter, select: Callable[[list[Rule]], list[Rule]]) -> None:
+    """Delete the ``masq_checks`` rules ``select`` picks: one dump, one batch
+    over netlink (no ``nft``)."""
+    if nf.sock is None or nf.nft_table_exists(NFT_FAMILY, NFT_TABLE) is False:
+        return  # no table (without nfnetlink there is no nftables table either)
+    from cni_plugins.linux import nftnl
 
-    nft = Nft()
-    try:
-        rules = nft.list_rules(NFT_FAMILY, NFT_TABLE, NFT_MASQ_CHAIN)
-    except ToolNotFound:
-        return
-    doomed = select(rules)
-    if doomed:
-        nft.apply(r.delete_command() for r in doomed)
+    def plan(rules: list[Rule] | None) -> nftnl.Batch:
+        batch = nftnl.Batch(NFT_FAMILY, NFT_TABLE)
+        for rule in select([r for r in rules or [] if r.chain == NFT_MASQ_CHAIN]):
+            batch.delete(rule)
+        return batch
+
+    nftnl.apply(nf, NFT_FAMILY, NFT_TABLE, plan)
+
+
+def nft_native_rules_of(rules: Iterable[Rule], prefix: str) -> list[Rule]:
+    """Rules read over netlink whose comment starts with ``prefix``."""
+    from cni_plugins.linux.nftnl import comment_of
+
+    return [r for r in rules if comment_of(r).startswith(prefix)]
 
 
 def check(
@@ -492,10 +553,13 @@ def check(
 ) -> None:
     """CHECK: the masquerade rules for ``addresses`` are in place."""
     if resolve_backend(backend) == "nftables":
-        from cni_plugins.linux.nftables import Nft
+        from cni_plugins.linux import nftnl
+        from cni_plugins.linux.nfprobe import Netfilter
 
-        listed = Nft().list_rules(NFT_FAMILY, NFT_TABLE, NFT_MASQ_CHAIN)
-        mine = nft_rules_of(listed, nft_instance_hash(network, ifname, container_id))
+        with Netfilter() as nf:
+            listed = nftnl.read(nf, NFT_FAMILY, NFT_TABLE) or []
+        in_chain = [r for r in listed if r.chain == NFT_MASQ_CHAIN]
+        mine = nft_native_rules_of(in_chain, nft_instance_hash(network, ifname, container_id))
         if len(mine) < len(addresses):
             raise CNIError(
                 f"nftables masquerade rules for {container_id} missing:"

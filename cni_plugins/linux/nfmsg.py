@@ -47,6 +47,7 @@ NFTA_RULE_TABLE = 1
 NFTA_RULE_CHAIN = 2
 NFTA_RULE_HANDLE = 3
 NFTA_RULE_EXPRESSIONS = 4
+NFTA_RULE_USERDATA = 7
 NFTA_LIST_ELEM = 1
 NFTA_EXPR_NAME = 1
 NFTA_EXPR_DATA = 2
@@ -142,6 +143,11 @@ def getrule_dump_request(family: str, table: str, chain: str) -> bytes:
     )
 
 
+def getrule_table_dump_request(family: str, table: str) -> bytes:
+    """Body of an NFT_MSG_GETRULE dump of every rule of one table."""
+    return nfgenmsg(NFPROTO[family]) + m.attr_str(NFTA_RULE_TABLE, table)
+
+
 def delrule_request(family: str, table: str, chain: str, handle: int | None = None) -> bytes:
     """Body of an NFT_MSG_DELRULE: the rule ``handle``, or without one every rule
     of ``chain`` (what ``iptables -F`` / ``nft flush chain`` send)."""
@@ -228,14 +234,16 @@ class Expr:
 
 
 class Rule:
-    """A rule as the kernel dumps it: chain, handle and expressions in order."""
+    """A rule as the kernel dumps it: chain, handle, expressions in order and
+    its userdata (where nft keeps the comment: ``nftexpr.parse_comment``)."""
 
-    __slots__ = ("chain", "exprs", "handle")
+    __slots__ = ("chain", "exprs", "handle", "userdata")
 
-    def __init__(self, chain: str, handle: int, exprs: list[Expr]) -> None:
+    def __init__(self, chain: str, handle: int, exprs: list[Expr], userdata: bytes = b"") -> None:
         self.chain = chain
         self.handle = handle
         self.exprs = exprs
+        self.userdata = userdata
 
     def jump_target(self) -> str | None:
         """The chain this rule jumps or goes to (iptables ``-j``/``-g`` to a
@@ -260,7 +268,8 @@ def parse_rule(body: bytes) -> Rule:
     if chain is None or handle is None or len(handle) < 8:
         raise ValueError("rule reply without chain or handle")
     exprs = parse_exprs(attrs.get(NFTA_RULE_EXPRESSIONS, b""))
-    return Rule(m.get_str(chain), int(_BE64.unpack_from(handle)[0]), exprs)
+    handle_value = int(_BE64.unpack_from(handle)[0])
+    return Rule(m.get_str(chain), handle_value, exprs, attrs.get(NFTA_RULE_USERDATA, b""))
 
 
 def parse_exprs(payload: bytes) -> list[Expr]:

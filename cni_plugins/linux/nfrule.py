@@ -35,6 +35,7 @@ from __future__ import annotations
 import struct
 
 from cni_plugins.linux import nfmsg as n
+from cni_plugins.linux import nftexpr as x
 from cni_plugins.linux import nlmsg as m
 from cni_plugins.spec.ip import ip_address, ip_network
 
@@ -44,21 +45,13 @@ if TYPE_CHECKING:
 
     from cni_plugins.spec.ip import IPAddress
 
-NFTA_BITWISE_SREG = 1
-NFTA_BITWISE_DREG = 2
-NFTA_BITWISE_LEN = 3
-NFTA_BITWISE_MASK = 4
-NFTA_BITWISE_XOR = 5
-NFTA_BITWISE_OP = 6
-NFT_BITWISE_BOOL = 0
 NFTA_COUNTER_BYTES = 1
 NFTA_COUNTER_PACKETS = 2
 NFTA_XT_NAME = 1
 NFTA_XT_REV = 2
 NFTA_XT_INFO = 3
 NFT_META_MARK = 3
-NFT_CMP_NEQ = 1
-NFT_REG_1 = 1
+NFT_CMP_NEQ = x.NFT_CMP_NEQ
 NF_DROP, NF_ACCEPT = 0, 1
 NFT_RETURN = -5
 NFTA_RULE_COMPAT = 5
@@ -166,57 +159,10 @@ def _encode(family: int, args: list[str]) -> Encoded:
     return Encoded(head + b"".join(addrs) + b"".join(matches) + _counter() + verdict, proto)
 
 
-# -- expressions -------------------------------------------------------------------------------
+# -- expressions (the primitives are nftexpr's: nft and iptables-nft share them) ------------
 
-
-def _expr(name: str, *attrs: bytes) -> bytes:
-    return m.nest(
-        n.NFTA_LIST_ELEM,
-        m.attr_str(n.NFTA_EXPR_NAME, name),
-        m.nest(n.NFTA_EXPR_DATA, *attrs, flag=False),
-        flag=False,
-    )
-
-
-def _data(kind: int, value: bytes) -> bytes:
-    return m.nest(kind, m.attr(n.NFTA_DATA_VALUE, value), flag=False)
-
-
-def _cmp(value: bytes, op: int = n.NFT_CMP_EQ) -> bytes:
-    return _expr(
-        "cmp",
-        n.attr_be32(n.NFTA_CMP_SREG, NFT_REG_1),
-        n.attr_be32(n.NFTA_CMP_OP, op),
-        _data(n.NFTA_CMP_DATA, value),
-    )
-
-
-def _payload(base: int, offset: int, length: int) -> bytes:
-    return _expr(
-        "payload",
-        n.attr_be32(n.NFTA_PAYLOAD_DREG, NFT_REG_1),
-        n.attr_be32(n.NFTA_PAYLOAD_BASE, base),
-        n.attr_be32(n.NFTA_PAYLOAD_OFFSET, offset),
-        n.attr_be32(n.NFTA_PAYLOAD_LEN, length),
-    )
-
-
-def _meta(key: int) -> bytes:
-    return _expr(
-        "meta", n.attr_be32(n.NFTA_META_KEY, key), n.attr_be32(n.NFTA_META_DREG, NFT_REG_1)
-    )
-
-
-def _bitwise(mask: bytes) -> bytes:
-    return _expr(
-        "bitwise",
-        n.attr_be32(NFTA_BITWISE_SREG, NFT_REG_1),
-        n.attr_be32(NFTA_BITWISE_DREG, NFT_REG_1),
-        n.attr_be32(NFTA_BITWISE_LEN, len(mask)),
-        n.attr_be32(NFTA_BITWISE_OP, NFT_BITWISE_BOOL),
-        _data(NFTA_BITWISE_MASK, mask),
-        _data(NFTA_BITWISE_XOR, bytes(len(mask))),
-    )
+_expr, _cmp, _payload, _meta, _bitwise = x.expr, x.cmp, x.payload, x.meta, x.bitwise
+_immediate = x.verdict
 
 
 def _l4proto(proto: int) -> bytes:
@@ -236,18 +182,6 @@ def _xt(kind: str, name: str, revision: int, info: bytes) -> bytes:
         m.attr_str(NFTA_XT_NAME, name),
         n.attr_be32(NFTA_XT_REV, revision),
         m.attr(NFTA_XT_INFO, padded),
-    )
-
-
-def _immediate(code: int, chain: str | None = None) -> bytes:
-    verdict = _BE32S.pack(code)
-    fields = m.attr(n.NFTA_VERDICT_CODE, verdict)
-    if chain is not None:
-        fields += m.attr_str(n.NFTA_VERDICT_CHAIN, chain)
-    return _expr(
-        "immediate",
-        n.attr_be32(n.NFTA_IMMEDIATE_DREG, n.NFT_REG_VERDICT),
-        m.nest(n.NFTA_IMMEDIATE_DATA, m.nest(n.NFTA_DATA_VERDICT, fields, flag=False), flag=False),
     )
 
 

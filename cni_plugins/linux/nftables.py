@@ -8,6 +8,8 @@ comment: deleting by handle is how rules are removed without racing others.
     rules = nft.list_rules("inet", "cni_plugins_masquerade", "masq_checks")
     nft.apply(["add table inet t", "delete rule inet t c handle 7"])
 
+The portmap and ipMasq nftables backends do without it (``nftnl``); it stays
+for portmap's ``conditionsV4/V6`` (nft syntax), the doctor and macspoofchk.
 Imported lazily, like ``iptables``; it reuses that module's exec helper (no shell,
 clean environment, memfds).
 """

@@ -2,8 +2,9 @@
 
 iptables: one ``-save`` and at most one ``-restore --noflush`` per family per
 invocation (DEL: at most one ``-restore``, and no ``-save``: see
-``_iptables_remove_known``).  nftables: one ``nft -j list`` per family and one
-``nft -f -`` transaction for all families.  Removal (DEL, GC) needs neither
+``_iptables_remove_known``).  nftables: over nf_tables netlink, no ``nft``
+(``linux.nftnl``): one table dump and one batch per family (``nft -f -``
+only for ADD with ``conditionsV4/V6``, which are nft syntax).  Removal (DEL, GC) needs neither
 addresses nor mappings: the per-container chain name and the nft comment are
 deterministic, and both backends are cleaned (the pod may have been added by
 another version or configuration), skipping tools that are not installed and,
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from cni_plugins.linux.iptables import Iptables
+    from cni_plugins.linux.nfmsg import Rule
     from cni_plugins.linux.nfprobe import Netfilter
-    from cni_plugins.linux.nftables import NftRule
     from cni_plugins.portmap.config import PortMapConf, PortMapping
     from cni_plugins.spec.ip import IPAddress, IPInterface
 
@@ -119,9 +120,35 @@ def _create_shared(ipt: Iptables, names: list[str]) -> None:
 
 
 def _nft_forward(conf: PortMapConf, container_id: str, addresses: Sequence[IPInterface]) -> None:
+    """One nf_tables batch per family over netlink (no ``nft``); with
+    ``conditionsV4``/``V6`` (nft syntax) one ``nft -f -`` transaction instead."""
+    if any(nft.needs_nft(conf, a.version) for a in addresses):
+        _nft_forward_text(conf, container_id, addresses)
+        return
+    from cni_plugins.linux import nftnl
+    from cni_plugins.linux.nfprobe import Netfilter
+
+    with Netfilter() as nf:
+        for address in addresses:
+
+            def plan(rules: list[Rule] | None, address: IPInterface = address) -> nftnl.Batch:
+                return nft.setup_batch(conf, container_id, address, rules)
+
+            nftnl.apply(nf, nft.family_name(address.version), nft.TABLE, plan)
+
+
+def _nft_forward_text(
+    conf: PortMapConf, container_id: str, addresses: Sequence[IPInterface]
+) -> None:
+    from cni_plugins.linux.iptables import ToolNotFound
     from cni_plugins.linux.nftables import Nft
 
     client = Nft()
+    if not client.available():
+        raise ToolNotFound(
+            "portmap: conditionsV4/conditionsV6 are nft syntax and need the nft program,"
+            " which is not installed"
+        )
     commands: list[str] = []
     for address in addresses:
         listed = client.list_table_rules(nft.family_name(address.version), nft.TABLE) or []
@@ -206,7 +233,7 @@ def unforward(network: str, container_id: str) -> None:
         for family in (4, 6):
             if not _iptables_remove_known(nf, family, dnat, old_snat, removed):
                 _iptables_remove_family(family, lambda _rules: {dnat, old_snat}, removed)
-        _nft_remove(nf, lambda rules: nft.rules_of(rules, [container_id]), removed)
+        _nft_remove(nf, lambda rules: nft.native_rules_of(rules, [container_id]), removed)
         removed.flush_and_raise()
 
 
@@ -276,13 +303,14 @@ def gc(network: str, valid_ids: set[str]) -> None:
     with the container IDs of all of them.
     """
     from cni_plugins.linux.nfprobe import Netfilter
+    from cni_plugins.linux.nftnl import comment_of
 
     removed = _Removed()
     _iptables_remove(lambda rules: chains.stale_chains(rules, network, valid_ids), removed)
     with Netfilter() as nf:
         _nft_remove(
             nf,
-            lambda rules: [r for r in nft.rules_of(rules) if r.comment not in valid_ids],
+            lambda rules: [r for r in nft.native_rules_of(rules) if comment_of(r) not in valid_ids],
             removed,
         )
     removed.flush_and_raise()
@@ -327,37 +355,42 @@ def _iptables_remove_family(
 
 
 def _nft_remove(
-    nf: Netfilter, select: Callable[[list[NftRule]], list[NftRule]], removed: _Removed
+    nf: Netfilter, select: Callable[[list[Rule]], list[Rule]], removed: _Removed
 ) -> None:
+    """Delete the rules ``select`` picks of both ``cni_hostport`` tables, read
+    and deleted over netlink (one batch per table, no ``nft``)."""
     families = _nft_tables(nf)
-    if not families:
-        return
-    # Imported only now: most DELs find no table and never need the nft client.
-    from cni_plugins.linux.iptables import ToolNotFound
-    from cni_plugins.linux.nftables import Nft
+    if not families or nf.sock is None:
+        return  # without nfnetlink there is no nftables table either
+    from cni_plugins.linux import nftnl
 
-    client = Nft()
-    try:
-        doomed: list[NftRule] = []
-        for family in families:
-            doomed += select(client.list_table_rules(family, nft.TABLE) or [])
-        client.apply(r.delete_command() for r in doomed)
-    except ToolNotFound:
-        return
-    except CNIError as exc:
-        removed.errors.append(exc)
-        return
-    for rule in doomed:
-        signature = nft.dnat_signature(rule.expr)
-        if signature is not None and signature[0] == "udp":
-            removed.udp_ports[4 if rule.family == "ip" else 6].add(signature[1])
+    for name in families:
+        family = 4 if name == "ip" else 6
+        doomed: list[Rule] = []
+
+        def plan(
+            rules: list[Rule] | None, name: str = name, doomed: list[Rule] = doomed
+        ) -> nftnl.Batch:
+            doomed[:] = select(rules or [])
+            batch = nftnl.Batch(name, nft.TABLE)
+            for rule in doomed:
+                batch.delete(rule)
+            return batch
+
+        try:
+            nftnl.apply(nf, name, nft.TABLE, plan)
+        except CNIError as exc:
+            removed.errors.append(exc)
+            continue
+        for rule in doomed:
+            signature = nft.native_signature(rule, family)
+            if signature is not None and signature[0] == "udp":
+                removed.udp_ports[family].add(signature[1])
 
 
 def _nft_tables(nf: Netfilter) -> list[str]:
-    """Families (``ip``, ``ip6``) that may have a ``cni_hostport`` table: the
-    kernel answers over netlink (no exec; ``nft -j list tables`` reads every
-    rule of every table, ~45 ms with 2,000 iptables-nft rules); when it cannot
-    tell, ``nft`` is asked (a missing table then lists as None)."""
+    """Families (``ip``, ``ip6``) that may have a ``cni_hostport`` table (the
+    kernel answers over netlink; when it cannot tell, reading will)."""
     return [fam for fam in ("ip", "ip6") if nf.nft_table_exists(fam, nft.TABLE) is not False]
 
 
@@ -400,12 +433,15 @@ def _iptables_check(
 
 
 def _nft_check(conf: PortMapConf, container_id: str, address: IPInterface) -> None:
-    from cni_plugins.linux.nftables import Nft
+    """Read over netlink; each DNAT rule recognised by meaning (``native_signature``)."""
+    from cni_plugins.linux import nftnl
+    from cni_plugins.linux.nfprobe import Netfilter
 
-    listed = Nft().list_table_rules(nft.family_name(address.version), nft.TABLE) or []
-    mine = nft.rules_of(listed, [container_id])
+    with Netfilter() as nf:
+        listed = nftnl.read(nf, nft.family_name(address.version), nft.TABLE) or []
+    mine = nft.native_rules_of(listed, [container_id])
     family = f"{nft.family_name(address.version)} {nft.TABLE}"
-    have = {nft.dnat_signature(r.expr) for r in mine if r.chain == nft.HOSTPORTS}
+    have = {nft.native_signature(r, address.version) for r in mine if r.chain == nft.HOSTPORTS}
     for want in nft.expected_dnats(conf, address):
         if want not in have:
             proto, port, host, to_addr, to_port = want
@@ -429,9 +465,16 @@ def status(conf: PortMapConf) -> None:
 
     try:
         if conf.backend == "nftables":
-            from cni_plugins.linux.nftables import Nft
+            from cni_plugins.linux import nfremove
+            from cni_plugins.linux.nfprobe import Netfilter
 
-            Nft().list_json("tables")
+            with Netfilter() as nf:
+                if nf.sock is None:
+                    raise CNIError("nf_tables netlink is not available")
+                try:
+                    nfremove.generation(nf.sock)
+                except (OSError, ValueError) as exc:
+                    raise CNIError(f"nf_tables netlink: {exc}") from None
         else:
             Iptables(4).save("nat")
     except CNIError as exc:

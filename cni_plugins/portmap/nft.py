@@ -12,6 +12,13 @@ plugin"), chains::
                        ip saddr <cip|0.0.0.0/0> ip daddr <cip> masquerade
                        ip saddr 127.0.0.1 ip daddr <cip> masquerade      (IPv4, not masqAll)
 
+The layout comes twice: as nft text commands (``setup_commands``, used only
+for an ADD with ``conditionsV4/V6``, which are nft syntax) and as one
+nf_tables batch over netlink (``setup_batch``, every other ADD: no ``nft``).
+Both give the same ruleset (tests/integration/portmap/test_nft_paths.py).
+DEL, GC and CHECK read the tables over netlink; a DNAT rule is recognised by
+what it means (``native_signature`` over ``linux.nftexpr.decode``).
+
 Every per-container rule carries the container ID as its comment; that is how
 DEL (ours and Go's) finds them.  The comment holds no network name, so GC can
 only tell containers apart, not networks (see ``apply.gc``).
@@ -24,9 +31,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Any
 
+    from cni_plugins.linux.nfmsg import Rule
     from cni_plugins.linux.nftables import NftRule
+    from cni_plugins.linux.nftnl import Batch
     from cni_plugins.portmap.config import PortMapConf
-    from cni_plugins.spec.ip import IPInterface
+    from cni_plugins.spec.ip import IPAddress, IPInterface, IPNetwork
 
 TABLE = "cni_hostport"
 TABLE_COMMENT = "CNI portmap plugin"
@@ -160,3 +169,127 @@ def rules_of(rules: Iterable[NftRule], container_ids: Sequence[str] | None = Non
         and r.comment
         and (container_ids is None or r.comment in container_ids)
     ]
+
+
+# -- the same layout over nf_tables netlink (no ``nft``) ----------------------------------------
+
+
+def needs_nft(conf: PortMapConf, family: int) -> bool:
+    """``conditionsV4``/``V6`` are operator-written nft syntax: only ``nft`` can
+    turn them into expressions, so ADD with them goes through ``nft``."""
+    return bool(conf.conditions(family))
+
+
+def setup_batch(
+    conf: PortMapConf, container_id: str, address: IPInterface, rules: list[Rule] | None
+) -> Batch:
+    """``setup_commands`` (without conditions) as one nf_tables batch: ``rules``
+    is the table's content now (None: no table); this container's old rules go."""
+    from cni_plugins.linux import nftexpr as x
+    from cni_plugins.linux.nftnl import Batch
+
+    b = Batch(family_name(address.version), TABLE)
+    b.new_table(TABLE_COMMENT)
+    for chain in (HOSTPORTS, HOSTIP_HOSTPORTS, HOSTPORTS_ALL):
+        b.new_chain(chain)
+    b.flush(HOSTPORTS_ALL)
+    b.add_rule(HOSTPORTS_ALL, x.jump(HOSTIP_HOSTPORTS))
+    b.add_rule(HOSTPORTS_ALL, x.jump(HOSTPORTS))
+    for chain in ("prerouting", "output"):
+        b.new_chain(chain, hook=(chain, -100))
+        b.flush(chain)
+        b.add_rule(chain, x.fib_daddr_local() + x.jump(HOSTPORTS_ALL))
+    if conf.snat:
+        b.new_chain(MASQUERADING, hook=("postrouting", 100))
+    for rule in native_rules_of(rules or [], [container_id]):
+        b.delete(rule)
+    ip = address.ip
+    for m in conf.mappings:
+        if not m.applies_to(address.version):
+            continue
+        dst = m.destination()
+        match = b"" if dst is None else x.address(_host(dst), destination=True)
+        exprs = match + x.dport(m.protocol, m.host_port) + x.dnat(ip, m.container_port)
+        b.add_rule(HOSTPORTS, exprs, container_id)
+    if conf.snat:
+        cip = _host(ip)
+        if conf.masq_all:
+            src = x.address(_any(address.version), destination=False)
+        else:
+            src = x.address(cip, destination=False)
+        to = x.address(cip, destination=True) + x.masquerade()
+        b.add_rule(MASQUERADING, src + to, container_id)
+        if address.version == 4 and not conf.masq_all:
+            local = x.address(_host(_loopback()), destination=False)
+            b.add_rule(MASQUERADING, local + to, container_id)
+    return b
+
+
+def _host(address: IPAddress) -> IPNetwork:
+    from cni_plugins.spec.ip import IPNetwork
+
+    return IPNetwork(address, address.max_prefixlen)
+
+
+def _any(family: int) -> IPNetwork:
+    from cni_plugins.spec.ip import ip_network
+
+    return ip_network("0.0.0.0/0" if family == 4 else "::/0")
+
+
+def _loopback() -> IPAddress:
+    from cni_plugins.spec.ip import ip_address
+
+    return ip_address("127.0.0.1")
+
+
+def native_rules_of(
+    rules: Iterable[Rule], container_ids: Sequence[str] | None = None
+) -> list[Rule]:
+    """``rules_of`` for rules read over netlink."""
+    from cni_plugins.linux.nftnl import comment_of
+
+    out = []
+    for rule in rules:
+        note = comment_of(rule) if rule.chain in CONTAINER_CHAINS else ""
+        if note and (container_ids is None or note in container_ids):
+            out.append(rule)
+    return out
+
+
+def native_signature(rule: Rule, family: int) -> tuple[str, int, str | None, str, int] | None:
+    """The ``expected_dnats`` tuple of a DNAT rule read over netlink, by meaning
+    (a rule Go's nft wrote reads the same), or None for any other shape."""
+    from cni_plugins.linux import nftexpr
+
+    decoded = nftexpr.decode(rule.exprs, family)
+    if decoded is None or decoded.action is None or decoded.action[0] != "dnat":
+        return None
+    ip = family_name(family)
+    host = proto = port = None
+    for field, op, value in decoded.matches:
+        if op != "==":
+            return None
+        if field == f"{ip} daddr" and host is None:
+            net = cast_network(value)
+            if net.prefixlen != net.max_prefixlen:
+                return None
+            host = str(net.network_address)
+        elif field == "l4proto" and proto is None:
+            proto = str(value)
+        elif field == "dport" and port is None and proto is not None:
+            port = int(value)  # type: ignore[call-overload]
+        else:
+            return None
+    if proto is None or port is None:
+        return None
+    _kind, to_addr, to_port = decoded.action
+    return proto, port, host, str(to_addr), int(to_port)  # type: ignore[call-overload]
+
+
+def cast_network(value: object) -> IPNetwork:
+    from cni_plugins.spec.ip import IPNetwork
+
+    if not isinstance(value, IPNetwork):
+        raise TypeError(value)
+    return value

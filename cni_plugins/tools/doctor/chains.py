@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from cni_plugins.linux import ipmasq
 from cni_plugins.linux.iptables import Iptables, Restore, parse_save
-from cni_plugins.linux.nftables import Nft
+from cni_plugins.linux.nftables import NftRule
 from cni_plugins.portmap import chains as portmap_chains
 from cni_plugins.portmap import nft as portmap_nft
 from cni_plugins.spec.errors import CNIError
@@ -35,7 +35,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from cni_plugins.linux.nftables import NftRule
+    from cni_plugins.linux.nfprobe import Netfilter
     from cni_plugins.tools.doctor.evidence import Evidence
     from cni_plugins.tools.doctor.node import Node
 
@@ -166,15 +166,53 @@ def nft_owner(rule: NftRule) -> str | None:
 
 
 def check_nft(node: Node, evidence_now: Callable[[], tuple[set[str], Evidence]]) -> list[Finding]:
-    nft = Nft()
-    if not nft.available():
-        return []
+    from cni_plugins.linux.nfprobe import Netfilter
+
+    with Netfilter() as nf:
+        if nf.sock is None:
+            return []  # no nfnetlink: no nftables tables either
+        return _check_nft(node, nf, evidence_now)
+
+
+def read_nft_rules(nf: Netfilter) -> list[NftRule]:
+    """The rules of ``NFT_TABLES`` over netlink, as listed rules (handle, comment)."""
+    from cni_plugins.linux import nftnl
+
     rules: list[NftRule] = []
     for family, table in NFT_TABLES:
         try:
-            rules += nft.list_table_rules(family, table) or []
+            listed = nftnl.read(nf, family, table) or []
         except CNIError:
             continue
+        rules += [
+            NftRule(family, table, r.chain, handle=r.handle, comment=nftnl.comment_of(r), expr=[])
+            for r in listed
+        ]
+    return rules
+
+
+def delete_nft_rules(nf: Netfilter, rules: list[NftRule]) -> None:
+    """Delete ``rules`` by handle, one nf_tables batch per table."""
+    from cni_plugins.linux import nfmsg, nftnl
+
+    for family, table in sorted({(r.family, r.table) for r in rules}):
+        mine = [r for r in rules if (r.family, r.table) == (family, table)]
+
+        def plan(
+            _now: object, family: str = family, table: str = table, mine: list[NftRule] = mine
+        ) -> nftnl.Batch:
+            batch = nftnl.Batch(family, table)
+            for r in mine:
+                batch.delete(nfmsg.Rule(r.chain, r.handle, []))
+            return batch
+
+        nftnl.apply(nf, family, table, plan)
+
+
+def _check_nft(
+    node: Node, nf: Netfilter, evidence_now: Callable[[], tuple[set[str], Evidence]]
+) -> list[Finding]:
+    rules = read_nft_rules(nf)
     owned = [(r, owner) for r in rules if (owner := nft_owner(r)) is not None]
     if not owned:
         return []
@@ -194,7 +232,7 @@ def check_nft(node: Node, evidence_now: Callable[[], tuple[set[str], Evidence]])
     )
     if node.options.repair:
         try:
-            nft.apply(r.delete_command() for r, _ in dead)
+            delete_nft_rules(nf, [r for r, _ in dead])
             f.repaired = True
             node.log(f"deleted {len(dead)} nftables rules of {', '.join(containers)}")
         except CNIError as exc:
