@@ -58,6 +58,7 @@ from bench.cni import (
     step_label,
     total_label,
 )
+from bench.fullnode import FullNode
 from bench.proc import BASE_ENV, run, run_checked
 from bench.world import IP, World, filler_rules, leftover_namespaces, which
 
@@ -66,6 +67,12 @@ PLUGINS = ("flannel", "bridge", "host-local", "loopback", "portmap")
 FAILURES_BEFORE_GIVING_UP = 3
 CONCURRENT_PODS = 20
 FILLER_RULES = 2000
+# Issue 18's scale: a node with 110 (kubelet's default maxPods) then 250 pods,
+# and a burst of 100 concurrent pods.  FLANNEL_SUBNET is a /24: at most 252 pods.
+FULL_NODE_PODS = (110, 250)
+MAX_FULL_NODE_PODS = 250
+BURST_PODS = 100
+FILL_THREADS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +86,8 @@ class Options:
     out: Path | None
     source_tree: bool
     command: str
+    full_node: tuple[int, ...] = FULL_NODE_PODS
+    burst: int = BURST_PODS
 
 
 @dataclass
@@ -262,40 +271,91 @@ class Bench:
             self.opts.runs,
         )
 
-    def scenario_concurrent(self) -> None:
+    def scenario_concurrent(self, count: int, *, per_pod: bool = False) -> None:
+        """``count`` pod ADDs at once, then ``count`` DELs: batch wall time, and
+        with ``per_pod`` each pod's own ADD/DEL latency inside the burst."""
         what = "flannel+portmap" if self.has_portmap else "flannel; portmap n/a"
-        add_label = f"{CONCURRENT_PODS} concurrent pod ADDs ({what}), batch wall"
-        del_label = f"{CONCURRENT_PODS} concurrent pod DELs ({what}), batch wall"
-        self.rec.declare(add_label, del_label)
+        add_label = f"{count} concurrent pod ADDs ({what}), batch wall"
+        del_label = f"{count} concurrent pod DELs ({what}), batch wall"
+        per_add = f"{count} concurrent pod ADDs: each pod's ADD"
+        per_del = f"{count} concurrent pod DELs: each pod's DEL"
+        self.rec.declare(add_label, del_label, *((per_add, per_del) if per_pod else ()))
 
         def body(impl: Impl) -> None:
             steps = self.conflist(impl)
             names: list[str] = []
             try:
-                for _ in range(CONCURRENT_PODS):
+                for _ in range(count):
                     names.append(self.world.add_netns(f"{impl.key}-cp"))
                 pods = [self.next_pod(impl, n) for n in names]
                 results: list[Json | None] = [None] * len(pods)
                 scratch = Recorder(enabled=False)
+                add_ms: list[float] = [0.0] * len(pods)
+                del_ms: list[float] = [0.0] * len(pods)
 
                 def add(j: int) -> None:
+                    t = time.perf_counter_ns()
                     results[j] = chain_add(impl, steps, pods[j], scratch, prefix="")
+                    add_ms[j] = (time.perf_counter_ns() - t) / 1e6
 
                 def delete(j: int) -> None:
+                    t = time.perf_counter_ns()
                     chain_del(impl, steps, pods[j], results[j], scratch, prefix="")
+                    del_ms[j] = (time.perf_counter_ns() - t) / 1e6
 
-                add_ms, add_errors = run_parallel(add, len(pods))
-                del_ms, del_errors = run_parallel(delete, len(pods))
+                add_wall, add_errors = run_parallel(add, len(pods))
+                del_wall, del_errors = run_parallel(delete, len(pods))
                 if add_errors or del_errors:
                     raise RuntimeError("; ".join((add_errors + del_errors)[:3]))
-                self.rec.add(add_label, impl.key, add_ms)
-                self.rec.add(del_label, impl.key, del_ms)
+                self.rec.add(add_label, impl.key, add_wall)
+                self.rec.add(del_label, impl.key, del_wall)
+                if per_pod:
+                    # A pod's latency: its chain's execs, start to end, as its runtime sees it.
+                    for ms in add_ms:
+                        self.rec.add(per_add, impl.key, ms)
+                    for ms in del_ms:
+                        self.rec.add(per_del, impl.key, ms)
             finally:
                 for name in names:
                     self.world.del_netns(name)
 
         # The scenarios before warmed every cache; a batch is long enough as it is.
-        self.iterate("concurrent", body, self.opts.batches, warmup=0)
+        self.iterate(f"{count} concurrent", body, self.opts.batches, warmup=0)
+
+    def scenario_full_node(self) -> None:
+        """One more pod's ADD/DEL on a node already holding N pods, for each N of
+        ``--pods`` (growing the same node): host-local store, nat rules and
+        conntrack entries of that many pods, each with its own hostPort."""
+        if not self.opts.full_node:
+            return
+        nodes = {impl.key: FullNode(self, impl) for impl in self.impls}
+        try:
+            for impl in self.impls:
+                nodes[impl.key].setup()
+            for size in self.opts.full_node:
+                for impl in self.impls:
+                    started = time.monotonic()
+                    try:
+                        nodes[impl.key].fill(size)
+                    except (StepFailed, RuntimeError) as exc:
+                        self.rec.errors.append(f"full node, {size} pods [{impl.key}]: {exc}")
+                        return
+                    took = time.monotonic() - started
+                    print(
+                        f"bench: full node {impl.key}: {size} pods ({took:.1f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                prefix = self.conflist_prefix(f", {size} pods on the node")
+                self.declare_conflist(prefix)
+                self.iterate(
+                    total_label(prefix, "ADD/DEL"),
+                    lambda impl, p=prefix: nodes[impl.key].cycle(p),  # type: ignore[misc]
+                    self.opts.runs,
+                )
+        finally:
+            for node in nodes.values():
+                node.teardown()
 
     def load_filler(self) -> None:
         restore = which("iptables-restore")
@@ -342,7 +402,10 @@ class Bench:
         if not self.opts.quick:
             self.scenario_bridge(ip_masq=True)
         self.scenario_conflist()
-        self.scenario_concurrent()
+        self.scenario_concurrent(CONCURRENT_PODS)
+        if self.opts.burst:
+            self.scenario_concurrent(self.opts.burst, per_pod=True)
+        self.scenario_full_node()
         self.load_filler()
         self.scenario_conflist(f", {FILLER_RULES:,} nat rules")
 
@@ -484,8 +547,11 @@ def render_report(bench: Bench, info: list[str]) -> str:
         "",
         *info,
         "",
-        "Wall time of whole processes, milliseconds (median, 10th-90th percentile), ratio of "
-        "medians ours/Go. Conflist rows are the sum of their steps; each step is one "
+        "Wall time of whole processes, milliseconds: median (p50), p90 (where n >= 10) and "
+        "p99 (where n >= 100; `-` below that), ratio of medians ours/Go. A full node's rows "
+        "measure one more pod on a node already holding that many (each with a hostPort, "
+        "nat rules and a conntrack entry); a burst's per-pod rows are each pod's own chain "
+        "inside the batch. Conflist rows are the sum of their steps; each step is one "
         "runtime-level exec under `ip netns exec` (see the harness row).",
         "",
         timing_table(rec),
@@ -517,6 +583,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--quick", action="store_true", help="few runs, one warm-up (CI)")
     parser.add_argument("--out", type=Path, help="also write the markdown report here")
     parser.add_argument(
+        "--pods",
+        help="full-node sizes, comma-separated, growing (default 110,250; quick 2,4; 0: skip)",
+    )
+    parser.add_argument(
+        "--burst", type=int, help="pods of the concurrent burst (default 100, quick 5; 0: skip)"
+    )
+    parser.add_argument(
         "--source-tree",
         action="store_true",
         help="benchmark this source tree via script wrappers instead of --ours",
@@ -525,6 +598,16 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     runs = ns.runs if ns.runs is not None else (2 if ns.quick else 15)
     if runs < 1:
         parser.error("--runs must be at least 1")
+    pods_text = ns.pods if ns.pods is not None else ("2,4" if ns.quick else "110,250")
+    try:
+        full_node = tuple(int(p) for p in pods_text.split(",") if int(p) > 0)
+    except ValueError:
+        parser.error(f"--pods: not a comma-separated list of numbers: {pods_text!r}")
+    if list(full_node) != sorted(set(full_node)) or any(p > MAX_FULL_NODE_PODS for p in full_node):
+        parser.error(f"--pods: growing sizes of at most {MAX_FULL_NODE_PODS} (a /24 per node)")
+    burst = ns.burst if ns.burst is not None else (5 if ns.quick else BURST_PODS)
+    if burst < 0:
+        parser.error("--burst must not be negative")
     return Options(
         ours=ns.ours.resolve(),
         go=ns.go.resolve(),
@@ -535,6 +618,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         out=ns.out,
         source_tree=ns.source_tree,
         command=shlex.join(["python", *(sys.argv if argv is None else ["bench/run.py", *argv])]),
+        full_node=full_node,
+        burst=burst,
     )
 
 
