@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from bench import stats
+from bench import goals, stats
 from bench.cni import (
     STEP_SEP,
     SUBNET_ENV,
@@ -88,6 +88,7 @@ class Options:
     command: str
     full_node: tuple[int, ...] = FULL_NODE_PODS
     burst: int = BURST_PODS
+    repeat: int = 1
 
 
 @dataclass
@@ -540,7 +541,20 @@ def size_table(impls: Sequence[Impl]) -> str:
     return stats.markdown_table(("binary", "ours MiB", "Go MiB", "ours/Go"), rows)
 
 
-def render_report(bench: Bench, info: list[str]) -> str:
+def goal_section(benches: Sequence[Bench]) -> list[str]:
+    bench = benches[0]
+    what = "flannel+portmap" if bench.has_portmap else "flannel; portmap n/a"
+    wanted = goals.issue18_goals(what, CONCURRENT_PODS, bench.opts.full_node)
+    runs = [b.rec.times for b in benches]
+    return [
+        f"Goals of issue 18 (ratios of medians, ours/Go, each run's; {len(runs)} run(s)).",
+        "",
+        goals.goal_table(wanted, runs),
+    ]
+
+
+def render_report(benches: Sequence[Bench], info: list[str]) -> str:
+    bench = benches[0]
     rec = bench.rec
     parts = [
         "# CNI plugin benchmark: ours vs Go reference",
@@ -555,6 +569,11 @@ def render_report(bench: Bench, info: list[str]) -> str:
         "runtime-level exec under `ip netns exec` (see the harness row).",
         "",
         timing_table(rec),
+        *goal_section(benches),
+    ]
+    for i, later in enumerate(benches[1:], start=2):
+        parts += [f"Run {i} of {len(benches)}.", "", timing_table(later.rec)]
+    parts += [
         "Peak RSS (`ru_maxrss` from wait4: the largest process of the tree, e.g. the "
         "onefile bootloader or its Python child, a delegate, iptables; not a sum).",
         "",
@@ -563,9 +582,10 @@ def render_report(bench: Bench, info: list[str]) -> str:
         "",
         size_table(bench.impls),
     ]
-    if rec.errors:
+    errors = [e for b in benches for e in b.rec.errors]
+    if errors:
         parts += ["Errors (first 10):", ""]
-        parts += [f"- {e}" for e in rec.errors[:10]]
+        parts += [f"- {e}" for e in errors[:10]]
         parts.append("")
     return "\n".join(parts)
 
@@ -585,6 +605,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--pods",
         help="full-node sizes, comma-separated, growing (default 110,250; quick 2,4; 0: skip)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="whole runs, each in a fresh world (default 1)"
     )
     parser.add_argument(
         "--burst", type=int, help="pods of the concurrent burst (default 100, quick 5; 0: skip)"
@@ -608,6 +631,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     burst = ns.burst if ns.burst is not None else (5 if ns.quick else BURST_PODS)
     if burst < 0:
         parser.error("--burst must not be negative")
+    if ns.repeat < 1:
+        parser.error("--repeat must be at least 1")
     return Options(
         ours=ns.ours.resolve(),
         go=ns.go.resolve(),
@@ -620,6 +645,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         command=shlex.join(["python", *(sys.argv if argv is None else ["bench/run.py", *argv])]),
         full_node=full_node,
         burst=burst,
+        repeat=ns.repeat,
     )
 
 
@@ -640,6 +666,21 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def run_once(opts: Options) -> tuple[Bench, str, list[str]]:
+    """One whole bench in a fresh world: (bench, world token, namespaces left)."""
+    world = World()
+    token = world.token
+    try:
+        with world:
+            bench = Bench(opts, world)
+            bench.run()
+    finally:
+        left = leftover_namespaces(token)
+        if left:
+            print(f"bench: namespaces left behind: {', '.join(left)}", file=sys.stderr)
+    return bench, token, left
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     problem = preflight(opts)
@@ -651,22 +692,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     load_start = loadavg()
     t0 = time.monotonic()
-    world = World()
-    token = world.token
+    benches: list[Bench] = []
+    tokens: list[str] = []
+    left: list[str] = []
     try:
-        with world:
-            bench = Bench(opts, world)
-            bench.run()
+        for i in range(opts.repeat):
+            if opts.repeat > 1:
+                print(f"bench: run {i + 1} of {opts.repeat}", file=sys.stderr, flush=True)
+            bench, token, run_left = run_once(opts)
+            benches.append(bench)
+            tokens.append(token)
+            left += run_left
     except KeyboardInterrupt:
         print("bench: interrupted; namespaces and files removed", file=sys.stderr)
         return 130
-    finally:
-        left = leftover_namespaces(token)
-        if left:
-            print(f"bench: namespaces left behind: {', '.join(left)}", file=sys.stderr)
     info = machine_info(opts, started, (load_start, loadavg()))
-    info.append(f"- harness wall time: {time.monotonic() - t0:.0f} s; namespaces: `cnib-{token}-*`")
-    report = render_report(bench, info)
+    info.append(
+        f"- harness wall time: {time.monotonic() - t0:.0f} s; namespaces: `cnib-{tokens[0]}-*`"
+        + "".join(f", `cnib-{t}-*`" for t in tokens[1:])
+    )
+    report = render_report(benches, info)
     print(report)
     if opts.out:
         opts.out.write_text(report)

@@ -73,16 +73,22 @@ def test_quick_run_reports_every_scenario_and_cleans_up(tmp_path: Path) -> None:
         f"20 concurrent pod DELs ({what}), batch wall",
         f"pod ADD ({what}, 2,000 nat rules)",
         f"pod DEL ({what}, 2,000 nat rules)",
+        # --quick's small scale: a burst of 5, full nodes of 2 then 4 pods.
+        f"5 concurrent pod ADDs ({what}), batch wall",
+        f"5 concurrent pod DELs ({what}), batch wall",
+        f"pod ADD ({what}, 2 pods on the node)",
+        f"pod DEL ({what}, 2 pods on the node)",
+        f"pod ADD ({what}, 4 pods on the node)",
+        f"pod DEL ({what}, 4 pods on the node)",
     ]
     for label in expected:
         assert label in rows, f"missing row {label!r} in\n{report}"
-        cells = rows[label]
-        # n, ours median, ours spread, Go median, Go spread, ratio: all measured.
-        assert cells[0] == "1", (label, cells)
-        assert re.fullmatch(r"\d+(\.\d)?", cells[1]), (label, cells)
-        assert re.fullmatch(r"\d+(\.\d)?", cells[3]), (label, cells)
-        assert re.fullmatch(r"\d+(\.\d+)?x", cells[5]), (label, cells)
-    assert rows["VERSION flannel"][3] == "n/a (no Go flannel)"
+        _assert_measured(label, rows[label], n=1)
+    # Each pod of the burst is a sample of its own row.
+    for label in ("5 concurrent pod ADDs: each pod's ADD", "5 concurrent pod DELs: each pod's DEL"):
+        assert label in rows, f"missing row {label!r} in\n{report}"
+        _assert_measured(label, rows[label], n=5)
+    assert rows["VERSION flannel"][4] == "n/a (no Go flannel)"
     if not has_portmap:
         assert "n/a (not built yet)" in rows["VERSION portmap"][1]
     assert "Errors" not in report, report
@@ -95,6 +101,17 @@ def test_quick_run_reports_every_scenario_and_cleans_up(tmp_path: Path) -> None:
         assert re.search(r"^\| bridge \| \d+\.\d \| \d+\.\d \| \d+\.\d+x \|$", report, re.M)
 
 
+def _assert_measured(label: str, cells: list[str], *, n: int) -> None:
+    """n, ours p50/p90/p99, Go p50/p90/p99, ratio: medians measured, tails '-'
+    where n is too small for them (p90 needs 10 samples, p99 100)."""
+    assert cells[0] == str(n), (label, cells)
+    for median in (cells[1], cells[4]):
+        assert re.fullmatch(r"\d+(\.\d)?", median), (label, cells)
+    for tail in (cells[2], cells[3], cells[5], cells[6]):
+        assert tail == "-", (label, cells)
+    assert re.fullmatch(r"\d+(\.\d+)?x", cells[7]), (label, cells)
+
+
 def _ours_have_portmap() -> bool:
     args = _ours_args()
     if args[0] == "--ours":
@@ -103,7 +120,7 @@ def _ours_have_portmap() -> bool:
 
 
 def _timing_rows(report: str) -> dict[str, list[str]]:
-    """First table of the report: label -> the other six cells."""
+    """First table of the report: label -> the other eight cells."""
     rows: dict[str, list[str]] = {}
     lines = report.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| scenario |"))
