@@ -23,8 +23,14 @@ class Goal:
     row: str  # the measured row (ours/Go of its medians)
     bound: float
     relative_to: str = ""  # a row whose ours/Go ratio divides this row's
+    against: str = ""  # instead of Go: a row of ours (ours/ours)
 
     def value(self, times: Times) -> float | None:
+        if self.against:
+            mine, floor = times.get((self.row, "ours")), times.get((self.against, "ours"))
+            if not mine or not floor:
+                return None
+            return stats.ratio(stats.median(mine), stats.median(floor))
         r = _ratio(times, self.row)
         if not self.relative_to or r is None:
             return r
@@ -35,6 +41,8 @@ class Goal:
     def shown_bound(self) -> str:
         if self.relative_to:
             return f"<= {self.bound:.2f}x of the empty node's ratio"
+        if self.against:
+            return f"<= {self.bound:.2f}x of the bare interpreter"
         return f"<= {self.bound:.2f}x"
 
 

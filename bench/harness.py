@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from bench import goals, stats
+from bench import bare, goals, stats
 from bench.cni import (
     STEP_SEP,
     SUBNET_ENV,
@@ -73,6 +73,7 @@ FULL_NODE_PODS = (110, 250)
 MAX_FULL_NODE_PODS = 250
 BURST_PODS = 100
 FILL_THREADS = 4
+BARE_LABEL = "bare start of our bundled interpreter (`python -S -I -c pass`, bench/bare.py)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +242,29 @@ class Bench:
 
         self.iterate("VERSION", body, self.opts.runs)
 
+    def scenario_bare_interpreter(self) -> None:
+        """Our interpreter's bare start (bench/bare.py), after VERSION warmed the cache."""
+        self.rec.declare(BARE_LABEL)
+        self.rec.note(BARE_LABEL, "go", "no interpreter")
+        if self.opts.source_tree:
+            self.rec.note(BARE_LABEL, "ours", "source tree")
+            return
+        argv, why = bare.bare_argv(self.ours.bin_dir, self.world.tmp)
+        if argv is None:
+            self.rec.note(BARE_LABEL, "ours", why)
+            return
+        command = argv
+
+        def body(impl: Impl) -> None:
+            if impl.key != "ours":
+                return
+            m = run(command, b"", BASE_ENV)
+            if not m.ok:
+                raise RuntimeError(m.describe())
+            self.rec.add(BARE_LABEL, impl.key, m.wall_ms)
+
+        self.iterate("bare interpreter", body, self.opts.runs)
+
     def scenario_host_local(self) -> None:
         prefix = "host-local {verb} (IPAM only)"
 
@@ -398,6 +422,7 @@ class Bench:
             self.rec.errors.append(f"delegate check: {exc}")
         self.scenario_baseline()
         self.scenario_version()
+        self.scenario_bare_interpreter()
         self.scenario_host_local()
         self.scenario_bridge(ip_masq=False)
         if not self.opts.quick:
@@ -545,6 +570,10 @@ def goal_section(benches: Sequence[Bench]) -> list[str]:
     bench = benches[0]
     what = "flannel+portmap" if bench.has_portmap else "flannel; portmap n/a"
     wanted = goals.issue18_goals(what, CONCURRENT_PODS, bench.opts.full_node)
+    wanted += [
+        goals.Goal(f"VERSION {p} / bare interpreter", f"VERSION {p}", 1.2, against=BARE_LABEL)
+        for p in PLUGINS
+    ]
     runs = [b.rec.times for b in benches]
     return [
         f"Goals of issue 18 (ratios of medians, ours/Go, each run's; {len(runs)} run(s)).",

@@ -89,6 +89,22 @@ def test_quick_run_reports_every_scenario_and_cleans_up(tmp_path: Path) -> None:
         assert label in rows, f"missing row {label!r} in\n{report}"
         _assert_measured(label, rows[label], n=5)
     assert rows["VERSION flannel"][4] == "n/a (no Go flannel)"
+    bare = next(label for label in rows if label.startswith("bare start of our bundled"))
+    if "--source-tree" in _ours_args():
+        assert rows[bare][1] == "n/a (source tree)"
+    else:
+        assert re.fullmatch(r"\d+(\.\d)?", rows[bare][1]), rows[bare]
+    assert rows[bare][4] == "n/a (no interpreter)"
+
+    # The goal table: one run's ratio per goal, its spread, bound and verdict.
+    goal_rows = _table_rows(report, "| goal |")
+    wanted = [f"pod ADD {what}", f"pod DEL {what}", "20 concurrent pod ADDs (batch wall)"]
+    wanted += ["pod ADD, 4 pods on the node", "pod DEL, 2 pods on the node"]
+    wanted += ["VERSION bridge / bare interpreter"]
+    for goal in wanted:
+        cells = goal_rows[goal]
+        assert re.fullmatch(r"\d+\.\d+x", cells[0]), (goal, cells)
+        assert cells[3] in ("met", "missed"), (goal, cells)
     if not has_portmap:
         assert "n/a (not built yet)" in rows["VERSION portmap"][1]
     assert "Errors" not in report, report
@@ -121,9 +137,14 @@ def _ours_have_portmap() -> bool:
 
 def _timing_rows(report: str) -> dict[str, list[str]]:
     """First table of the report: label -> the other eight cells."""
+    return _table_rows(report, "| scenario |")
+
+
+def _table_rows(report: str, header: str) -> dict[str, list[str]]:
+    """The first table whose header starts with ``header``: first cell -> the others."""
     rows: dict[str, list[str]] = {}
     lines = report.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| scenario |"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
