@@ -218,8 +218,12 @@ def flannel_conf(work: Path) -> Json:
     }
 
 
-def portmap_conf() -> Json:
-    return {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
+def portmap_conf(backend: str = "") -> Json:
+    """``backend`` unset: the plugin picks (iptables where usable, as today)."""
+    conf: Json = {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
+    if backend:
+        conf["backend"] = backend
+    return conf
 
 
 def rendered_delegate(work: Path) -> Json:

@@ -180,14 +180,14 @@ class Bench:
 
     # -- scenarios ---------------------------------------------------------------------------
 
-    def conflist(self, impl: Impl) -> list[Step]:
+    def conflist(self, impl: Impl, backend: str = "") -> list[Step]:
         first_label = "flannel>bridge>host-local (Go: bridge>host-local)"
         if impl.key == "ours":
             steps = [Step("flannel", flannel_conf(impl.work), first_label)]
         else:
             steps = [Step("bridge", rendered_delegate(impl.work), first_label)]
         if self.has_portmap:
-            steps.append(Step("portmap", portmap_conf(), "portmap"))
+            steps.append(Step("portmap", portmap_conf(backend), "portmap"))
         return steps
 
     def conflist_prefix(self, extra: str = "") -> str:
@@ -382,6 +382,57 @@ class Bench:
             for node in nodes.values():
                 node.teardown()
 
+    def scenario_nftables(self) -> None:
+        """The pod rows with portmap's nftables backend, each implementation on a
+        fresh node.  Go's portmap before v1.5.0 has no such backend and ignores the
+        key (it would measure iptables): probed, and then not measured."""
+        if not self.has_portmap:
+            return
+        prefix = self.conflist_prefix(", portmap nftables backend")
+        self.declare_conflist(prefix)
+        nodes: dict[str, Impl] = {}
+        for impl in self.impls:
+            work = self.world.tmp / f"{impl.key}-nft"
+            work.mkdir()
+            (work / "subnet.env").write_text(SUBNET_ENV)
+            node = self.world.add_netns(f"{impl.key}-nft")
+            nodes[impl.key] = Impl(impl.key, impl.bin_dir, node=node, work=work)
+        skip: set[str] = set()
+        for impl in nodes.values():
+            why = self.nft_backend_missing(impl)
+            if why:
+                skip.add(impl.key)
+                for verb in ("ADD", "DEL"):
+                    self.rec.note(total_label(prefix, verb), impl.key, why)
+
+        def body(impl: Impl) -> None:
+            if impl.key not in skip:
+                node = nodes[impl.key]
+                self.cycle(node, self.conflist(node, "nftables"), prefix)
+
+        self.iterate(total_label(prefix, "ADD/DEL"), body, self.opts.runs)
+
+    def nft_backend_missing(self, impl: Impl) -> str:
+        """ "" when a pod ADD with ``"backend": "nftables"`` leaves portmap's nftables
+        table in the node; else why not."""
+        steps = self.conflist(impl, "nftables")
+        scratch = Recorder(enabled=False)
+        with self.pod_netns(impl) as ns:
+            pod = self.next_pod(impl, ns)
+            try:
+                cached = chain_add(impl, steps, pod, scratch, prefix="")
+            except StepFailed as exc:
+                return f"ADD failed: {str(exc)[:120]}"
+            try:
+                listed = run_checked(
+                    [IP, "netns", "exec", impl.node, which("nft"), "list", "tables"]
+                )
+            finally:
+                chain_del(impl, steps, pod, cached, scratch, prefix="")
+        if b"cni_hostport" not in listed:
+            return "this portmap has no nftables backend, ignores the key"
+        return ""
+
     def load_filler(self) -> None:
         restore = which("iptables-restore")
         iptables = which("iptables")
@@ -432,6 +483,7 @@ class Bench:
         if self.opts.burst:
             self.scenario_concurrent(self.opts.burst, per_pod=True)
         self.scenario_full_node()
+        self.scenario_nftables()
         self.load_filler()
         self.scenario_conflist(f", {FILLER_RULES:,} nat rules")
 

@@ -89,6 +89,15 @@ def test_quick_run_reports_every_scenario_and_cleans_up(tmp_path: Path) -> None:
         assert label in rows, f"missing row {label!r} in\n{report}"
         _assert_measured(label, rows[label], n=5)
     assert rows["VERSION flannel"][4] == "n/a (no Go flannel)"
+    # The nftables backend: ours measured; Go measured or, before v1.5.0, said why not.
+    if has_portmap:
+        for verb in ("ADD", "DEL"):
+            cells = rows[f"pod {verb} ({what}, portmap nftables backend)"]
+            assert re.fullmatch(r"\d+(\.\d)?", cells[1]), cells
+            go_ok = re.fullmatch(r"\d+(\.\d)?", cells[4])
+            assert (
+                go_ok or cells[4] == "n/a (this portmap has no nftables backend, ignores the key)"
+            )
     bare = next(label for label in rows if label.startswith("bare start of our bundled"))
     if "--source-tree" in _ours_args():
         assert rows[bare][1] == "n/a (source tree)"
