@@ -95,12 +95,13 @@ class Impl:
     bin_dir: Path
     node: str = ""
     work: Path = Path()
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. a cold run's unpack cache
 
     def has(self, plugin: str) -> bool:
         return (self.bin_dir / plugin).is_file()
 
     def env(self, command: str, pod: Pod | None) -> dict[str, str]:
-        env = dict(BASE_ENV)
+        env = dict(BASE_ENV, **self.extra_env)
         env["CNI_COMMAND"] = command
         env["CNI_PATH"] = str(self.bin_dir)
         if pod is not None:

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -73,6 +74,7 @@ FULL_NODE_PODS = (110, 250)
 MAX_FULL_NODE_PODS = 250
 BURST_PODS = 100
 FILL_THREADS = 4
+COLD_RUNS = 3  # each a fresh install: few, and said so in the table's n
 BARE_LABEL = "bare start of our bundled interpreter (`python -S -I -c pass`, bench/bare.py)"
 
 
@@ -90,6 +92,7 @@ class Options:
     full_node: tuple[int, ...] = FULL_NODE_PODS
     burst: int = BURST_PODS
     repeat: int = 1
+    cold: int = COLD_RUNS
 
 
 @dataclass
@@ -382,6 +385,56 @@ class Bench:
             for node in nodes.values():
                 node.teardown()
 
+    def fresh_install(self, impl: Impl, name: str) -> Impl:
+        """``impl``'s binaries copied into a fresh directory and evicted from the
+        page cache (only these files: fsync, then POSIX_FADV_DONTNEED); ours with a
+        fresh, empty unpack cache.  The first exec from it is a cold start."""
+        directory = self.world.tmp / name
+        directory.mkdir()
+        for plugin in PLUGINS:
+            if impl.has(plugin):
+                copied = directory / plugin
+                shutil.copy2(impl.bin_dir / plugin, copied)
+                fd = os.open(copied, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+        extra: dict[str, str] = {}
+        if impl.key == "ours":
+            cache = directory / ".unpack-cache"
+            cache.mkdir(mode=0o700)
+            extra["CNI_PLUGINS_CACHE_DIR"] = str(cache)
+        return Impl(impl.key, directory, node=impl.node, work=impl.work, extra_env=extra)
+
+    def scenario_cold(self) -> None:
+        """The first VERSION and the first pod ADD after install (each from its own
+        fresh install), ``cold`` times; the rows before are all warm."""
+        if not self.opts.cold or self.opts.source_tree:
+            return
+        version_label = "cold: first VERSION bridge after install"
+        prefix = "cold: first pod {verb} after install"
+        self.rec.declare(version_label, total_label(prefix, "ADD"))
+        rounds = 0
+
+        def body(impl: Impl) -> None:
+            nonlocal rounds
+            rounds += 1
+            installed = self.fresh_install(impl, f"cold-{impl.key}-{rounds}-v")
+            m = installed.version("bridge")
+            if not m.ok:
+                raise RuntimeError(m.describe())
+            self.rec.add(version_label, impl.key, m.wall_ms)
+            installed = self.fresh_install(impl, f"cold-{impl.key}-{rounds}-a")
+            steps = self.conflist(installed)
+            with self.pod_netns(installed) as ns:
+                pod = self.next_pod(installed, ns)
+                cached = chain_add(installed, steps, pod, self.rec, prefix=prefix)
+                chain_del(installed, steps, pod, cached, Recorder(enabled=False), prefix="")
+
+        self.iterate("cold", body, self.opts.cold, warmup=0)
+
     def scenario_nftables(self) -> None:
         """The pod rows with portmap's nftables backend, each implementation on a
         fresh node.  Go's portmap before v1.5.0 has no such backend and ignores the
@@ -479,6 +532,7 @@ class Bench:
         if not self.opts.quick:
             self.scenario_bridge(ip_masq=True)
         self.scenario_conflist()
+        self.scenario_cold()
         self.scenario_concurrent(CONCURRENT_PODS)
         if self.opts.burst:
             self.scenario_concurrent(self.opts.burst, per_pod=True)
@@ -688,6 +742,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         help="full-node sizes, comma-separated, growing (default 110,250; quick 2,4; 0: skip)",
     )
     parser.add_argument(
+        "--cold", type=int, help="cold starts (fresh installs; default 3, quick 1; 0: skip)"
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="whole runs, each in a fresh world (default 1)"
     )
     parser.add_argument(
@@ -727,6 +784,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         full_node=full_node,
         burst=burst,
         repeat=ns.repeat,
+        cold=max(0, ns.cold if ns.cold is not None else (1 if ns.quick else COLD_RUNS)),
     )
 
 
