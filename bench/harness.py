@@ -93,6 +93,7 @@ class Options:
     burst: int = BURST_PODS
     repeat: int = 1
     cold: int = COLD_RUNS
+    traces: int = 3  # traced (untimed) execs per row, for the breakdowns
 
 
 @dataclass
@@ -166,14 +167,33 @@ class Bench:
         finally:
             self.world.del_netns(name)
 
-    def cycle(self, impl: Impl, steps: Sequence[Step], prefix: str) -> None:
+    def traced(self, impl: Impl, prefix: str, steps: Callable[[Impl], list[Step]]) -> None:
+        """A few ADD/DELs of ours with CNI_PLUGINS_TRACE=1, apart from the timed
+        ones: their trace lines go to ``rec.traces`` (for a missed goal's breakdown)."""
+        if impl.key != "ours" or self.opts.source_tree:
+            return
+        env = dict(impl.extra_env, CNI_PLUGINS_TRACE="1")
+        traced = Impl(impl.key, impl.bin_dir, node=impl.node, work=impl.work, extra_env=env)
+        scratch = Recorder(enabled=False)
+        try:
+            for _ in range(self.opts.traces):
+                self.cycle(traced, steps(traced), prefix, scratch)
+        except StepFailed as exc:
+            self.rec.errors.append(f"traced {prefix}: {exc}")
+        for label, lines in scratch.traces.items():
+            self.rec.traces.setdefault(label, []).extend(lines)
+
+    def cycle(
+        self, impl: Impl, steps: Sequence[Step], prefix: str, rec: Recorder | None = None
+    ) -> None:
         """ADD then DEL on a fresh pod netns; on failure, clean up unmeasured."""
+        rec = self.rec if rec is None else rec
         with self.pod_netns(impl) as ns:
             pod = self.next_pod(impl, ns)
             cached: Json | None = None
             try:
-                cached = chain_add(impl, steps, pod, self.rec, prefix=prefix)
-                chain_del(impl, steps, pod, cached, self.rec, prefix=prefix)
+                cached = chain_add(impl, steps, pod, rec, prefix=prefix)
+                chain_del(impl, steps, pod, cached, rec, prefix=prefix)
             except StepFailed:
                 try:
                     chain_del(impl, steps, pod, cached, Recorder(enabled=False), prefix=prefix)
@@ -244,6 +264,12 @@ class Bench:
                     self.rec.add(f"VERSION {plugin}", impl.key, m.wall_ms, m.maxrss_kib)
 
         self.iterate("VERSION", body, self.opts.runs)
+        if not self.opts.source_tree:
+            traced = Impl("ours", self.ours.bin_dir, extra_env={"CNI_PLUGINS_TRACE": "1"})
+            for _ in range(self.opts.traces):
+                for plugin in PLUGINS:
+                    if traced.has(plugin):
+                        self.rec.trace(f"VERSION {plugin}", traced, traced.version(plugin))
 
     def scenario_bare_interpreter(self) -> None:
         """Our interpreter's bare start (bench/bare.py), after VERSION warmed the cache."""
@@ -298,6 +324,8 @@ class Bench:
             lambda impl: self.cycle(impl, self.conflist(impl), prefix),
             self.opts.runs,
         )
+        if not extra:
+            self.traced(self.ours, prefix, self.conflist)
 
     def scenario_concurrent(self, count: int, *, per_pod: bool = False) -> None:
         """``count`` pod ADDs at once, then ``count`` DELs: batch wall time, and
@@ -381,6 +409,7 @@ class Bench:
                     lambda impl, p=prefix: nodes[impl.key].cycle(p),  # type: ignore[misc]
                     self.opts.runs,
                 )
+                self.traced(nodes["ours"].impl, prefix, self.conflist)
         finally:
             for node in nodes.values():
                 node.teardown()
@@ -681,11 +710,33 @@ def goal_section(benches: Sequence[Bench]) -> list[str]:
         for p in PLUGINS
     ]
     runs = [b.rec.times for b in benches]
-    return [
+    parts = [
         f"Goals of issue 18 (ratios of medians, ours/Go, each run's; {len(runs)} run(s)).",
         "",
         goals.goal_table(wanted, runs),
     ]
+    for goal in goals.missed(wanted, runs):
+        parts += missed_goal_breakdown(goal, benches)
+    return parts
+
+
+def missed_goal_breakdown(goal: goals.Goal, benches: Sequence[Bench]) -> list[str]:
+    """The trace breakdown of ours in the rows of ``goal``, from the first run that
+    missed it (traced execs of that run, not the timed ones)."""
+    from bench.breakdown import execs, table
+
+    index, bench = next((i, b) for i, b in enumerate(benches) if goal.missed_in(b.rec.times))
+    parts = [f"Missed: {goal.name} (run {index + 1}); where ours' execs spend their time:", ""]
+    found = False
+    for label, lines in bench.rec.traces.items():
+        if any(label == row or label.startswith(row + STEP_SEP) for row in goal.trace_rows):
+            traced = execs(lines)
+            if traced:
+                parts.append(table(label.replace(STEP_SEP, ": "), traced))
+                found = True
+    if not found:
+        parts += ["(no traced execs of these rows)", ""]
+    return parts
 
 
 def render_report(benches: Sequence[Bench], info: list[str]) -> str:
@@ -784,6 +835,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         full_node=full_node,
         burst=burst,
         repeat=ns.repeat,
+        traces=1 if ns.quick else 3,
         cold=max(0, ns.cold if ns.cold is not None else (1 if ns.quick else COLD_RUNS)),
     )
 

@@ -118,6 +118,14 @@ def test_quick_run_reports_every_scenario_and_cleans_up(tmp_path: Path) -> None:
         cells = goal_rows[goal]
         assert re.fullmatch(r"\d+\.\d+x", cells[0]), (goal, cells)
         assert cells[3] in ("met", "missed"), (goal, cells)
+    # A missed goal carries the trace breakdown of its rows, from traced execs.
+    for goal, cells in goal_rows.items():
+        shown = f"Missed: {goal} (run 1);" in report
+        assert shown == (cells[-1] != "met"), (goal, cells)
+        if shown and "--source-tree" not in _ours_args():
+            after = report.split(f"Missed: {goal} (run 1);", 1)[1]
+            assert re.search(r"^### .+ \(1 execs\)$", after, re.M), after[:500]
+            assert "| floor |" in after and "| total |" in after
     if not has_portmap:
         assert "n/a (not built yet)" in rows["VERSION portmap"][1]
     assert "Errors" not in report, report
