@@ -11,9 +11,19 @@ iteration alternates which one goes first; warm-up iterations are discarded):
   Go has no flannel: its chain starts with Go bridge given the very config our
   flannel renders, so "step 1" compares flannel>bridge>host-local with
   bridge>host-local (one process fewer for Go);
+- the bare start of our bundled interpreter (bench/bare.py), VERSION's floor;
+- cold: the first VERSION and the first pod ADD after install (fresh copies,
+  evicted from the page cache, ours with an empty unpack cache);
 - 20 concurrent pod ADDs, then 20 concurrent DELs (batch wall time);
+- a burst of ``--burst`` (100) pods: batch wall and each pod's latency;
+- one more pod on a full node of 110, then 250 pods (``--pods``; bench/fullnode.py);
+- the conflist with portmap's nftables backend (where the implementation has one);
 - the conflist again with 2,000 unrelated rules in the node's nat table;
 - peak RSS per process kind, and binary sizes.
+
+``--repeat N`` runs all of it N times, each in a fresh world; the report adds
+issue 18's goal table (bench/goals.py) and, for a missed goal, the trace
+breakdown of ours in its rows, from traced execs run apart from the timed ones.
 
 portmap is optional on our side: without it the conflist is flannel alone for
 both implementations and the portmap rows say n/a.
@@ -630,7 +640,9 @@ def machine_info(opts: Options, started: datetime.datetime, load: tuple[str, str
         f"- ours: {ours}",
         f"- Go: {opts.go} (containernetworking-plugins {go_version})",
         f"- python: {platform.python_version()}; runs: {opts.runs} (+{opts.warmup} warm-up), "
-        f"concurrent batches: {opts.batches}{'; --quick' if opts.quick else ''}",
+        f"concurrent batches: {opts.batches}; burst: {opts.burst}; full node: "
+        f"{','.join(map(str, opts.full_node)) or 'skipped'}; cold starts: {opts.cold}; "
+        f"repeat: {opts.repeat}{'; --quick' if opts.quick else ''}",
     ]
 
 
