@@ -40,6 +40,8 @@ class Recorder:
     notes: dict[tuple[str, str], str] = field(default_factory=dict)
     rows: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # CNI_PLUGINS_TRACE=1 stderr lines per row label, from traced execs only
+    traces: dict[str, list[str]] = field(default_factory=dict)
     enabled: bool = True
     warmup: bool = False
 
@@ -55,6 +57,11 @@ class Recorder:
     def note(self, label: str, impl: str, why: str) -> None:
         self.declare(label)
         self.notes.setdefault((label, impl), why)
+
+    def trace(self, label: str, impl: Impl, measured: Measured) -> None:
+        if impl.extra_env.get("CNI_PLUGINS_TRACE") == "1":
+            lines = measured.stderr.decode(errors="replace").splitlines()
+            self.traces.setdefault(label, []).extend(lines)
 
     def add(self, label: str, impl: str, ms: float, rss_kib: int | None = None) -> None:
         if not self.enabled:
@@ -95,12 +102,13 @@ class Impl:
     bin_dir: Path
     node: str = ""
     work: Path = Path()
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. a cold run's unpack cache
 
     def has(self, plugin: str) -> bool:
         return (self.bin_dir / plugin).is_file()
 
     def env(self, command: str, pod: Pod | None) -> dict[str, str]:
-        env = dict(BASE_ENV)
+        env = dict(BASE_ENV, **self.extra_env)
         env["CNI_COMMAND"] = command
         env["CNI_PATH"] = str(self.bin_dir)
         if pod is not None:
@@ -166,6 +174,7 @@ def chain_add(impl: Impl, steps: Sequence[Step], pod: Pod, rec: Recorder, *, pre
             raise StepFailed(f"{impl.key} {step.plugin} ADD", m)
         label = step_label(prefix, "ADD", step, len(steps))
         rec.add(label, impl.key, m.wall_ms, m.maxrss_kib)
+        rec.trace(label, impl, m)
         total += m.wall_ms
         prev = json.loads(m.stdout)
     if len(steps) > 1:
@@ -192,6 +201,7 @@ def chain_del(
             raise StepFailed(f"{impl.key} {step.plugin} DEL", m)
         label = step_label(prefix, "DEL", step, len(steps))
         rec.add(label, impl.key, m.wall_ms, m.maxrss_kib)
+        rec.trace(label, impl, m)
         total += m.wall_ms
     if len(steps) > 1:
         rec.add(total_label(prefix, "DEL"), impl.key, total)
@@ -218,8 +228,12 @@ def flannel_conf(work: Path) -> Json:
     }
 
 
-def portmap_conf() -> Json:
-    return {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
+def portmap_conf(backend: str = "") -> Json:
+    """``backend`` unset: the plugin picks (iptables where usable, as today)."""
+    conf: Json = {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
+    if backend:
+        conf["backend"] = backend
+    return conf
 
 
 def rendered_delegate(work: Path) -> Json:

@@ -11,9 +11,19 @@ iteration alternates which one goes first; warm-up iterations are discarded):
   Go has no flannel: its chain starts with Go bridge given the very config our
   flannel renders, so "step 1" compares flannel>bridge>host-local with
   bridge>host-local (one process fewer for Go);
+- the bare start of our bundled interpreter (bench/bare.py), VERSION's floor;
+- cold: the first VERSION and the first pod ADD after install (fresh copies,
+  evicted from the page cache, ours with an empty unpack cache);
 - 20 concurrent pod ADDs, then 20 concurrent DELs (batch wall time);
+- a burst of ``--burst`` (100) pods: batch wall and each pod's latency;
+- one more pod on a full node of 110, then 250 pods (``--pods``; bench/fullnode.py);
+- the conflist with portmap's nftables backend (where the implementation has one);
 - the conflist again with 2,000 unrelated rules in the node's nat table;
 - peak RSS per process kind, and binary sizes.
+
+``--repeat N`` runs all of it N times, each in a fresh world; the report adds
+issue 18's goal table (bench/goals.py) and, for a missed goal, the trace
+breakdown of ours in its rows, from traced execs run apart from the timed ones.
 
 portmap is optional on our side: without it the conflist is flannel alone for
 both implementations and the portmap rows say n/a.
@@ -27,6 +37,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -37,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from bench import stats
+from bench import bare, goals, stats
 from bench.cni import (
     STEP_SEP,
     SUBNET_ENV,
@@ -58,6 +69,7 @@ from bench.cni import (
     step_label,
     total_label,
 )
+from bench.fullnode import FullNode
 from bench.proc import BASE_ENV, run, run_checked
 from bench.world import IP, World, filler_rules, leftover_namespaces, which
 
@@ -66,6 +78,14 @@ PLUGINS = ("flannel", "bridge", "host-local", "loopback", "portmap")
 FAILURES_BEFORE_GIVING_UP = 3
 CONCURRENT_PODS = 20
 FILLER_RULES = 2000
+# Issue 18's scale: a node with 110 (kubelet's default maxPods) then 250 pods,
+# and a burst of 100 concurrent pods.  FLANNEL_SUBNET is a /24: at most 252 pods.
+FULL_NODE_PODS = (110, 250)
+MAX_FULL_NODE_PODS = 250
+BURST_PODS = 100
+FILL_THREADS = 4
+COLD_RUNS = 3  # each a fresh install: few, and said so in the table's n
+BARE_LABEL = "bare start of our bundled interpreter (`python -S -I -c pass`, bench/bare.py)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +99,11 @@ class Options:
     out: Path | None
     source_tree: bool
     command: str
+    full_node: tuple[int, ...] = FULL_NODE_PODS
+    burst: int = BURST_PODS
+    repeat: int = 1
+    cold: int = COLD_RUNS
+    traces: int = 3  # traced (untimed) execs per row, for the breakdowns
 
 
 @dataclass
@@ -152,14 +177,33 @@ class Bench:
         finally:
             self.world.del_netns(name)
 
-    def cycle(self, impl: Impl, steps: Sequence[Step], prefix: str) -> None:
+    def traced(self, impl: Impl, prefix: str, steps: Callable[[Impl], list[Step]]) -> None:
+        """A few ADD/DELs of ours with CNI_PLUGINS_TRACE=1, apart from the timed
+        ones: their trace lines go to ``rec.traces`` (for a missed goal's breakdown)."""
+        if impl.key != "ours" or self.opts.source_tree:
+            return
+        env = dict(impl.extra_env, CNI_PLUGINS_TRACE="1")
+        traced = Impl(impl.key, impl.bin_dir, node=impl.node, work=impl.work, extra_env=env)
+        scratch = Recorder(enabled=False)
+        try:
+            for _ in range(self.opts.traces):
+                self.cycle(traced, steps(traced), prefix, scratch)
+        except StepFailed as exc:
+            self.rec.errors.append(f"traced {prefix}: {exc}")
+        for label, lines in scratch.traces.items():
+            self.rec.traces.setdefault(label, []).extend(lines)
+
+    def cycle(
+        self, impl: Impl, steps: Sequence[Step], prefix: str, rec: Recorder | None = None
+    ) -> None:
         """ADD then DEL on a fresh pod netns; on failure, clean up unmeasured."""
+        rec = self.rec if rec is None else rec
         with self.pod_netns(impl) as ns:
             pod = self.next_pod(impl, ns)
             cached: Json | None = None
             try:
-                cached = chain_add(impl, steps, pod, self.rec, prefix=prefix)
-                chain_del(impl, steps, pod, cached, self.rec, prefix=prefix)
+                cached = chain_add(impl, steps, pod, rec, prefix=prefix)
+                chain_del(impl, steps, pod, cached, rec, prefix=prefix)
             except StepFailed:
                 try:
                     chain_del(impl, steps, pod, cached, Recorder(enabled=False), prefix=prefix)
@@ -169,14 +213,14 @@ class Bench:
 
     # -- scenarios ---------------------------------------------------------------------------
 
-    def conflist(self, impl: Impl) -> list[Step]:
+    def conflist(self, impl: Impl, backend: str = "") -> list[Step]:
         first_label = "flannel>bridge>host-local (Go: bridge>host-local)"
         if impl.key == "ours":
             steps = [Step("flannel", flannel_conf(impl.work), first_label)]
         else:
             steps = [Step("bridge", rendered_delegate(impl.work), first_label)]
         if self.has_portmap:
-            steps.append(Step("portmap", portmap_conf(), "portmap"))
+            steps.append(Step("portmap", portmap_conf(backend), "portmap"))
         return steps
 
     def conflist_prefix(self, extra: str = "") -> str:
@@ -230,6 +274,35 @@ class Bench:
                     self.rec.add(f"VERSION {plugin}", impl.key, m.wall_ms, m.maxrss_kib)
 
         self.iterate("VERSION", body, self.opts.runs)
+        if not self.opts.source_tree:
+            traced = Impl("ours", self.ours.bin_dir, extra_env={"CNI_PLUGINS_TRACE": "1"})
+            for _ in range(self.opts.traces):
+                for plugin in PLUGINS:
+                    if traced.has(plugin):
+                        self.rec.trace(f"VERSION {plugin}", traced, traced.version(plugin))
+
+    def scenario_bare_interpreter(self) -> None:
+        """Our interpreter's bare start (bench/bare.py), after VERSION warmed the cache."""
+        self.rec.declare(BARE_LABEL)
+        self.rec.note(BARE_LABEL, "go", "no interpreter")
+        if self.opts.source_tree:
+            self.rec.note(BARE_LABEL, "ours", "source tree")
+            return
+        argv, why = bare.bare_argv(self.ours.bin_dir, self.world.tmp)
+        if argv is None:
+            self.rec.note(BARE_LABEL, "ours", why)
+            return
+        command = argv
+
+        def body(impl: Impl) -> None:
+            if impl.key != "ours":
+                return
+            m = run(command, b"", BASE_ENV)
+            if not m.ok:
+                raise RuntimeError(m.describe())
+            self.rec.add(BARE_LABEL, impl.key, m.wall_ms)
+
+        self.iterate("bare interpreter", body, self.opts.runs)
 
     def scenario_host_local(self) -> None:
         prefix = "host-local {verb} (IPAM only)"
@@ -261,41 +334,196 @@ class Bench:
             lambda impl: self.cycle(impl, self.conflist(impl), prefix),
             self.opts.runs,
         )
+        if not extra:
+            self.traced(self.ours, prefix, self.conflist)
 
-    def scenario_concurrent(self) -> None:
+    def scenario_concurrent(self, count: int, *, per_pod: bool = False) -> None:
+        """``count`` pod ADDs at once, then ``count`` DELs: batch wall time, and
+        with ``per_pod`` each pod's own ADD/DEL latency inside the burst."""
         what = "flannel+portmap" if self.has_portmap else "flannel; portmap n/a"
-        add_label = f"{CONCURRENT_PODS} concurrent pod ADDs ({what}), batch wall"
-        del_label = f"{CONCURRENT_PODS} concurrent pod DELs ({what}), batch wall"
-        self.rec.declare(add_label, del_label)
+        add_label = f"{count} concurrent pod ADDs ({what}), batch wall"
+        del_label = f"{count} concurrent pod DELs ({what}), batch wall"
+        per_add = f"{count} concurrent pod ADDs: each pod's ADD"
+        per_del = f"{count} concurrent pod DELs: each pod's DEL"
+        self.rec.declare(add_label, del_label, *((per_add, per_del) if per_pod else ()))
 
         def body(impl: Impl) -> None:
             steps = self.conflist(impl)
             names: list[str] = []
             try:
-                for _ in range(CONCURRENT_PODS):
+                for _ in range(count):
                     names.append(self.world.add_netns(f"{impl.key}-cp"))
                 pods = [self.next_pod(impl, n) for n in names]
                 results: list[Json | None] = [None] * len(pods)
                 scratch = Recorder(enabled=False)
+                add_ms: list[float] = [0.0] * len(pods)
+                del_ms: list[float] = [0.0] * len(pods)
 
                 def add(j: int) -> None:
+                    t = time.perf_counter_ns()
                     results[j] = chain_add(impl, steps, pods[j], scratch, prefix="")
+                    add_ms[j] = (time.perf_counter_ns() - t) / 1e6
 
                 def delete(j: int) -> None:
+                    t = time.perf_counter_ns()
                     chain_del(impl, steps, pods[j], results[j], scratch, prefix="")
+                    del_ms[j] = (time.perf_counter_ns() - t) / 1e6
 
-                add_ms, add_errors = run_parallel(add, len(pods))
-                del_ms, del_errors = run_parallel(delete, len(pods))
+                add_wall, add_errors = run_parallel(add, len(pods))
+                del_wall, del_errors = run_parallel(delete, len(pods))
                 if add_errors or del_errors:
                     raise RuntimeError("; ".join((add_errors + del_errors)[:3]))
-                self.rec.add(add_label, impl.key, add_ms)
-                self.rec.add(del_label, impl.key, del_ms)
+                self.rec.add(add_label, impl.key, add_wall)
+                self.rec.add(del_label, impl.key, del_wall)
+                if per_pod:
+                    # A pod's latency: its chain's execs, start to end, as its runtime sees it.
+                    for ms in add_ms:
+                        self.rec.add(per_add, impl.key, ms)
+                    for ms in del_ms:
+                        self.rec.add(per_del, impl.key, ms)
             finally:
                 for name in names:
                     self.world.del_netns(name)
 
         # The scenarios before warmed every cache; a batch is long enough as it is.
-        self.iterate("concurrent", body, self.opts.batches, warmup=0)
+        self.iterate(f"{count} concurrent", body, self.opts.batches, warmup=0)
+
+    def scenario_full_node(self) -> None:
+        """One more pod's ADD/DEL on a node already holding N pods, for each N of
+        ``--pods`` (growing the same node): host-local store, nat rules and
+        conntrack entries of that many pods, each with its own hostPort."""
+        if not self.opts.full_node:
+            return
+        nodes = {impl.key: FullNode(self, impl) for impl in self.impls}
+        try:
+            for impl in self.impls:
+                nodes[impl.key].setup()
+            for size in self.opts.full_node:
+                for impl in self.impls:
+                    started = time.monotonic()
+                    try:
+                        nodes[impl.key].fill(size)
+                    except (StepFailed, RuntimeError) as exc:
+                        self.rec.errors.append(f"full node, {size} pods [{impl.key}]: {exc}")
+                        return
+                    took = time.monotonic() - started
+                    print(
+                        f"bench: full node {impl.key}: {size} pods ({took:.1f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                prefix = self.conflist_prefix(f", {size} pods on the node")
+                self.declare_conflist(prefix)
+                self.iterate(
+                    total_label(prefix, "ADD/DEL"),
+                    lambda impl, p=prefix: nodes[impl.key].cycle(p),  # type: ignore[misc]
+                    self.opts.runs,
+                )
+                self.traced(nodes["ours"].impl, prefix, self.conflist)
+        finally:
+            for node in nodes.values():
+                node.teardown()
+
+    def fresh_install(self, impl: Impl, name: str) -> Impl:
+        """``impl``'s binaries copied into a fresh directory and evicted from the
+        page cache (only these files: fsync, then POSIX_FADV_DONTNEED); ours with a
+        fresh, empty unpack cache.  The first exec from it is a cold start."""
+        directory = self.world.tmp / name
+        directory.mkdir()
+        for plugin in PLUGINS:
+            if impl.has(plugin):
+                copied = directory / plugin
+                shutil.copy2(impl.bin_dir / plugin, copied)
+                fd = os.open(copied, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+        extra: dict[str, str] = {}
+        if impl.key == "ours":
+            cache = directory / ".unpack-cache"
+            cache.mkdir(mode=0o700)
+            extra["CNI_PLUGINS_CACHE_DIR"] = str(cache)
+        return Impl(impl.key, directory, node=impl.node, work=impl.work, extra_env=extra)
+
+    def scenario_cold(self) -> None:
+        """The first VERSION and the first pod ADD after install (each from its own
+        fresh install), ``cold`` times; the rows before are all warm."""
+        if not self.opts.cold or self.opts.source_tree:
+            return
+        version_label = "cold: first VERSION bridge after install"
+        prefix = "cold: first pod {verb} after install"
+        self.rec.declare(version_label, total_label(prefix, "ADD"))
+        rounds = 0
+
+        def body(impl: Impl) -> None:
+            nonlocal rounds
+            rounds += 1
+            installed = self.fresh_install(impl, f"cold-{impl.key}-{rounds}-v")
+            m = installed.version("bridge")
+            if not m.ok:
+                raise RuntimeError(m.describe())
+            self.rec.add(version_label, impl.key, m.wall_ms)
+            installed = self.fresh_install(impl, f"cold-{impl.key}-{rounds}-a")
+            steps = self.conflist(installed)
+            with self.pod_netns(installed) as ns:
+                pod = self.next_pod(installed, ns)
+                cached = chain_add(installed, steps, pod, self.rec, prefix=prefix)
+                chain_del(installed, steps, pod, cached, Recorder(enabled=False), prefix="")
+
+        self.iterate("cold", body, self.opts.cold, warmup=0)
+
+    def scenario_nftables(self) -> None:
+        """The pod rows with portmap's nftables backend, each implementation on a
+        fresh node.  Go's portmap before v1.5.0 has no such backend and ignores the
+        key (it would measure iptables): probed, and then not measured."""
+        if not self.has_portmap:
+            return
+        prefix = self.conflist_prefix(", portmap nftables backend")
+        self.declare_conflist(prefix)
+        nodes: dict[str, Impl] = {}
+        for impl in self.impls:
+            work = self.world.tmp / f"{impl.key}-nft"
+            work.mkdir()
+            (work / "subnet.env").write_text(SUBNET_ENV)
+            node = self.world.add_netns(f"{impl.key}-nft")
+            nodes[impl.key] = Impl(impl.key, impl.bin_dir, node=node, work=work)
+        skip: set[str] = set()
+        for impl in nodes.values():
+            why = self.nft_backend_missing(impl)
+            if why:
+                skip.add(impl.key)
+                for verb in ("ADD", "DEL"):
+                    self.rec.note(total_label(prefix, verb), impl.key, why)
+
+        def body(impl: Impl) -> None:
+            if impl.key not in skip:
+                node = nodes[impl.key]
+                self.cycle(node, self.conflist(node, "nftables"), prefix)
+
+        self.iterate(total_label(prefix, "ADD/DEL"), body, self.opts.runs)
+
+    def nft_backend_missing(self, impl: Impl) -> str:
+        """ "" when a pod ADD with ``"backend": "nftables"`` leaves portmap's nftables
+        table in the node; else why not."""
+        steps = self.conflist(impl, "nftables")
+        scratch = Recorder(enabled=False)
+        with self.pod_netns(impl) as ns:
+            pod = self.next_pod(impl, ns)
+            try:
+                cached = chain_add(impl, steps, pod, scratch, prefix="")
+            except StepFailed as exc:
+                return f"ADD failed: {str(exc)[:120]}"
+            try:
+                listed = run_checked(
+                    [IP, "netns", "exec", impl.node, which("nft"), "list", "tables"]
+                )
+            finally:
+                chain_del(impl, steps, pod, cached, scratch, prefix="")
+        if b"cni_hostport" not in listed:
+            return "this portmap has no nftables backend, ignores the key"
+        return ""
 
     def load_filler(self) -> None:
         restore = which("iptables-restore")
@@ -337,12 +565,18 @@ class Bench:
             self.rec.errors.append(f"delegate check: {exc}")
         self.scenario_baseline()
         self.scenario_version()
+        self.scenario_bare_interpreter()
         self.scenario_host_local()
         self.scenario_bridge(ip_masq=False)
         if not self.opts.quick:
             self.scenario_bridge(ip_masq=True)
         self.scenario_conflist()
-        self.scenario_concurrent()
+        self.scenario_cold()
+        self.scenario_concurrent(CONCURRENT_PODS)
+        if self.opts.burst:
+            self.scenario_concurrent(self.opts.burst, per_pod=True)
+        self.scenario_full_node()
+        self.scenario_nftables()
         self.load_filler()
         self.scenario_conflist(f", {FILLER_RULES:,} nat rules")
 
@@ -406,7 +640,9 @@ def machine_info(opts: Options, started: datetime.datetime, load: tuple[str, str
         f"- ours: {ours}",
         f"- Go: {opts.go} (containernetworking-plugins {go_version})",
         f"- python: {platform.python_version()}; runs: {opts.runs} (+{opts.warmup} warm-up), "
-        f"concurrent batches: {opts.batches}{'; --quick' if opts.quick else ''}",
+        f"concurrent batches: {opts.batches}; burst: {opts.burst}; full node: "
+        f"{','.join(map(str, opts.full_node)) or 'skipped'}; cold starts: {opts.cold}; "
+        f"repeat: {opts.repeat}{'; --quick' if opts.quick else ''}",
     ]
 
 
@@ -477,18 +713,65 @@ def size_table(impls: Sequence[Impl]) -> str:
     return stats.markdown_table(("binary", "ours MiB", "Go MiB", "ours/Go"), rows)
 
 
-def render_report(bench: Bench, info: list[str]) -> str:
+def goal_section(benches: Sequence[Bench]) -> list[str]:
+    bench = benches[0]
+    what = "flannel+portmap" if bench.has_portmap else "flannel; portmap n/a"
+    wanted = goals.issue18_goals(what, CONCURRENT_PODS, bench.opts.full_node)
+    wanted += [
+        goals.Goal(f"VERSION {p} / bare interpreter", f"VERSION {p}", 1.2, against=BARE_LABEL)
+        for p in PLUGINS
+    ]
+    runs = [b.rec.times for b in benches]
+    parts = [
+        f"Goals of issue 18 (ratios of medians, ours/Go, each run's; {len(runs)} run(s)).",
+        "",
+        goals.goal_table(wanted, runs),
+    ]
+    for goal in goals.missed(wanted, runs):
+        parts += missed_goal_breakdown(goal, benches)
+    return parts
+
+
+def missed_goal_breakdown(goal: goals.Goal, benches: Sequence[Bench]) -> list[str]:
+    """The trace breakdown of ours in the rows of ``goal``, from the first run that
+    missed it (traced execs of that run, not the timed ones)."""
+    from bench.breakdown import execs, table
+
+    index, bench = next((i, b) for i, b in enumerate(benches) if goal.missed_in(b.rec.times))
+    parts = [f"Missed: {goal.name} (run {index + 1}); where ours' execs spend their time:", ""]
+    found = False
+    for label, lines in bench.rec.traces.items():
+        if any(label == row or label.startswith(row + STEP_SEP) for row in goal.trace_rows):
+            traced = execs(lines)
+            if traced:
+                parts.append(table(label.replace(STEP_SEP, ": "), traced))
+                found = True
+    if not found:
+        parts += ["(no traced execs of these rows)", ""]
+    return parts
+
+
+def render_report(benches: Sequence[Bench], info: list[str]) -> str:
+    bench = benches[0]
     rec = bench.rec
     parts = [
         "# CNI plugin benchmark: ours vs Go reference",
         "",
         *info,
         "",
-        "Wall time of whole processes, milliseconds (median, 10th-90th percentile), ratio of "
-        "medians ours/Go. Conflist rows are the sum of their steps; each step is one "
+        "Wall time of whole processes, milliseconds: median (p50), p90 (where n >= 10) and "
+        "p99 (where n >= 100; `-` below that), ratio of medians ours/Go. A full node's rows "
+        "measure one more pod on a node already holding that many (each with a hostPort, "
+        "nat rules and a conntrack entry); a burst's per-pod rows are each pod's own chain "
+        "inside the batch. Conflist rows are the sum of their steps; each step is one "
         "runtime-level exec under `ip netns exec` (see the harness row).",
         "",
         timing_table(rec),
+        *goal_section(benches),
+    ]
+    for i, later in enumerate(benches[1:], start=2):
+        parts += [f"Run {i} of {len(benches)}.", "", timing_table(later.rec)]
+    parts += [
         "Peak RSS (`ru_maxrss` from wait4: the largest process of the tree, e.g. the "
         "onefile bootloader or its Python child, a delegate, iptables; not a sum).",
         "",
@@ -497,9 +780,10 @@ def render_report(bench: Bench, info: list[str]) -> str:
         "",
         size_table(bench.impls),
     ]
-    if rec.errors:
+    errors = [e for b in benches for e in b.rec.errors]
+    if errors:
         parts += ["Errors (first 10):", ""]
-        parts += [f"- {e}" for e in rec.errors[:10]]
+        parts += [f"- {e}" for e in errors[:10]]
         parts.append("")
     return "\n".join(parts)
 
@@ -517,6 +801,19 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--quick", action="store_true", help="few runs, one warm-up (CI)")
     parser.add_argument("--out", type=Path, help="also write the markdown report here")
     parser.add_argument(
+        "--pods",
+        help="full-node sizes, comma-separated, growing (default 110,250; quick 2,4; 0: skip)",
+    )
+    parser.add_argument(
+        "--cold", type=int, help="cold starts (fresh installs; default 3, quick 1; 0: skip)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="whole runs, each in a fresh world (default 1)"
+    )
+    parser.add_argument(
+        "--burst", type=int, help="pods of the concurrent burst (default 100, quick 5; 0: skip)"
+    )
+    parser.add_argument(
         "--source-tree",
         action="store_true",
         help="benchmark this source tree via script wrappers instead of --ours",
@@ -525,6 +822,18 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     runs = ns.runs if ns.runs is not None else (2 if ns.quick else 15)
     if runs < 1:
         parser.error("--runs must be at least 1")
+    pods_text = ns.pods if ns.pods is not None else ("2,4" if ns.quick else "110,250")
+    try:
+        full_node = tuple(int(p) for p in pods_text.split(",") if int(p) > 0)
+    except ValueError:
+        parser.error(f"--pods: not a comma-separated list of numbers: {pods_text!r}")
+    if list(full_node) != sorted(set(full_node)) or any(p > MAX_FULL_NODE_PODS for p in full_node):
+        parser.error(f"--pods: growing sizes of at most {MAX_FULL_NODE_PODS} (a /24 per node)")
+    burst = ns.burst if ns.burst is not None else (5 if ns.quick else BURST_PODS)
+    if burst < 0:
+        parser.error("--burst must not be negative")
+    if ns.repeat < 1:
+        parser.error("--repeat must be at least 1")
     return Options(
         ours=ns.ours.resolve(),
         go=ns.go.resolve(),
@@ -535,6 +844,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         out=ns.out,
         source_tree=ns.source_tree,
         command=shlex.join(["python", *(sys.argv if argv is None else ["bench/run.py", *argv])]),
+        full_node=full_node,
+        burst=burst,
+        repeat=ns.repeat,
+        traces=1 if ns.quick else 3,
+        cold=max(0, ns.cold if ns.cold is not None else (1 if ns.quick else COLD_RUNS)),
     )
 
 
@@ -555,6 +869,21 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def run_once(opts: Options) -> tuple[Bench, str, list[str]]:
+    """One whole bench in a fresh world: (bench, world token, namespaces left)."""
+    world = World()
+    token = world.token
+    try:
+        with world:
+            bench = Bench(opts, world)
+            bench.run()
+    finally:
+        left = leftover_namespaces(token)
+        if left:
+            print(f"bench: namespaces left behind: {', '.join(left)}", file=sys.stderr)
+    return bench, token, left
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     problem = preflight(opts)
@@ -566,22 +895,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     load_start = loadavg()
     t0 = time.monotonic()
-    world = World()
-    token = world.token
+    benches: list[Bench] = []
+    tokens: list[str] = []
+    left: list[str] = []
     try:
-        with world:
-            bench = Bench(opts, world)
-            bench.run()
+        for i in range(opts.repeat):
+            if opts.repeat > 1:
+                print(f"bench: run {i + 1} of {opts.repeat}", file=sys.stderr, flush=True)
+            bench, token, run_left = run_once(opts)
+            benches.append(bench)
+            tokens.append(token)
+            left += run_left
     except KeyboardInterrupt:
         print("bench: interrupted; namespaces and files removed", file=sys.stderr)
         return 130
-    finally:
-        left = leftover_namespaces(token)
-        if left:
-            print(f"bench: namespaces left behind: {', '.join(left)}", file=sys.stderr)
     info = machine_info(opts, started, (load_start, loadavg()))
-    info.append(f"- harness wall time: {time.monotonic() - t0:.0f} s; namespaces: `cnib-{token}-*`")
-    report = render_report(bench, info)
+    info.append(
+        f"- harness wall time: {time.monotonic() - t0:.0f} s; namespaces: `cnib-{tokens[0]}-*`"
+        + "".join(f", `cnib-{t}-*`" for t in tokens[1:])
+    )
+    report = render_report(benches, info)
     print(report)
     if opts.out:
         opts.out.write_text(report)

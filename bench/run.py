@@ -1,6 +1,7 @@
 """Ours vs the Go reference CNI plugins, side by side, as a markdown report.
 
     python bench/run.py [--ours dist/bin] [--go /usr/lib/cni] [--runs N] [--quick]
+                        [--repeat N] [--pods 110,250] [--burst 100] [--cold 3]
                         [--out report.md] [--source-tree]
 
 Needs root: everything runs in throwaway ``cnib-*`` network namespaces that are

@@ -16,7 +16,7 @@ NA = "n/a"
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """Median and spread (10th to 90th percentile) of one set of samples."""
+    """Median and tail (10th, 90th, 99th percentile) of one set of samples."""
 
     n: int
     median: float
@@ -24,6 +24,7 @@ class Summary:
     p90: float
     low: float
     high: float
+    p99: float = 0.0
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -57,7 +58,25 @@ def summarize(samples: Sequence[float]) -> Summary | None:
         p90=percentile(samples, 90.0),
         low=min(samples),
         high=max(samples),
+        p99=percentile(samples, 99.0),
     )
+
+
+# A tail percentile is printed only where n can carry it.
+MIN_N_P90 = 10
+MIN_N_P99 = 100
+NOT_ENOUGH = "-"
+
+
+def fmt_tail(summary: Summary | None, q: int) -> str:
+    """p90 (n >= 10) or p99 (n >= 100); ``-`` below that, ``n/a`` with no samples."""
+    if summary is None:
+        return NA
+    if q == 90:
+        return fmt_ms(summary.p90) if summary.n >= MIN_N_P90 else NOT_ENOUGH
+    if q == 99:
+        return fmt_ms(summary.p99) if summary.n >= MIN_N_P99 else NOT_ENOUGH
+    raise ValueError(f"no tail column for p{q}")
 
 
 def ratio(ours: float | None, reference: float | None) -> float | None:
@@ -110,8 +129,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
             raise ValueError(f"row {list(row)!r} has {len(row)} cells, expected {width}")
     align = []
     for col in range(width):
-        cells = [row[col] for row in rows if not row[col].startswith(NA)]
-        numeric = bool(cells) and all(c[:1].isdigit() for c in cells)
+        cells = [row[col] for row in rows if not row[col].startswith(NA) and row[col] != NOT_ENOUGH]
+        dashes = any(row[col] == NOT_ENOUGH for row in rows)
+        numeric = (bool(cells) or dashes) and all(c[:1].isdigit() for c in cells)
         align.append("---:" if numeric else "---")
     lines = [
         "| " + " | ".join(_cell(h) for h in headers) + " |",
@@ -124,11 +144,13 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 TIMING_HEADERS = (
     "scenario",
     "n",
-    "ours median ms",
-    "ours p10-p90",
-    "Go median ms",
-    "Go p10-p90",
-    "ours/Go",
+    "ours p50 ms",
+    "ours p90",
+    "ours p99",
+    "Go p50 ms",
+    "Go p90",
+    "Go p99",
+    "ours/Go (p50)",
 )
 
 
@@ -150,8 +172,10 @@ def timing_row(
         label,
         str(n),
         fmt_ms(ours.median) if ours else missing(ours_note),
-        fmt_spread(ours) if ours else NA,
+        fmt_tail(ours, 90),
+        fmt_tail(ours, 99),
         fmt_ms(reference.median) if reference else missing(reference_note),
-        fmt_spread(reference) if reference else NA,
+        fmt_tail(reference, 90),
+        fmt_tail(reference, 99),
         fmt_ratio(ratio(ours.median if ours else None, reference.median if reference else None)),
     ]

@@ -73,16 +73,59 @@ def test_quick_run_reports_every_scenario_and_cleans_up(tmp_path: Path) -> None:
         f"20 concurrent pod DELs ({what}), batch wall",
         f"pod ADD ({what}, 2,000 nat rules)",
         f"pod DEL ({what}, 2,000 nat rules)",
+        # --quick's small scale: one cold start, a burst of 5, full nodes of 2 then 4 pods.
+        "cold: first VERSION bridge after install",
+        "cold: first pod ADD after install",
+        f"5 concurrent pod ADDs ({what}), batch wall",
+        f"5 concurrent pod DELs ({what}), batch wall",
+        f"pod ADD ({what}, 2 pods on the node)",
+        f"pod DEL ({what}, 2 pods on the node)",
+        f"pod ADD ({what}, 4 pods on the node)",
+        f"pod DEL ({what}, 4 pods on the node)",
     ]
+    if "--source-tree" in _ours_args():  # nothing to install: no cold rows
+        expected = [label for label in expected if not label.startswith("cold:")]
     for label in expected:
         assert label in rows, f"missing row {label!r} in\n{report}"
-        cells = rows[label]
-        # n, ours median, ours spread, Go median, Go spread, ratio: all measured.
-        assert cells[0] == "1", (label, cells)
-        assert re.fullmatch(r"\d+(\.\d)?", cells[1]), (label, cells)
-        assert re.fullmatch(r"\d+(\.\d)?", cells[3]), (label, cells)
-        assert re.fullmatch(r"\d+(\.\d+)?x", cells[5]), (label, cells)
-    assert rows["VERSION flannel"][3] == "n/a (no Go flannel)"
+        _assert_measured(label, rows[label], n=1)
+    # Each pod of the burst is a sample of its own row.
+    for label in ("5 concurrent pod ADDs: each pod's ADD", "5 concurrent pod DELs: each pod's DEL"):
+        assert label in rows, f"missing row {label!r} in\n{report}"
+        _assert_measured(label, rows[label], n=5)
+    assert rows["VERSION flannel"][4] == "n/a (no Go flannel)"
+    # The nftables backend: ours measured; Go measured or, before v1.5.0, said why not.
+    if has_portmap:
+        for verb in ("ADD", "DEL"):
+            cells = rows[f"pod {verb} ({what}, portmap nftables backend)"]
+            assert re.fullmatch(r"\d+(\.\d)?", cells[1]), cells
+            go_ok = re.fullmatch(r"\d+(\.\d)?", cells[4])
+            assert (
+                go_ok or cells[4] == "n/a (this portmap has no nftables backend, ignores the key)"
+            )
+    bare = next(label for label in rows if label.startswith("bare start of our bundled"))
+    if "--source-tree" in _ours_args():
+        assert rows[bare][1] == "n/a (source tree)"
+    else:
+        assert re.fullmatch(r"\d+(\.\d)?", rows[bare][1]), rows[bare]
+    assert rows[bare][4] == "n/a (no interpreter)"
+
+    # The goal table: one run's ratio per goal, its spread, bound and verdict.
+    goal_rows = _table_rows(report, "| goal |")
+    wanted = [f"pod ADD {what}", f"pod DEL {what}", "20 concurrent pod ADDs (batch wall)"]
+    wanted += ["pod ADD, 4 pods on the node", "pod DEL, 2 pods on the node"]
+    wanted += ["VERSION bridge / bare interpreter"]
+    for goal in wanted:
+        cells = goal_rows[goal]
+        assert re.fullmatch(r"\d+\.\d+x", cells[0]), (goal, cells)
+        assert cells[3] in ("met", "missed"), (goal, cells)
+    # A missed goal carries the trace breakdown of its rows, from traced execs.
+    for goal, cells in goal_rows.items():
+        shown = f"Missed: {goal} (run 1);" in report
+        assert shown == (cells[-1] != "met"), (goal, cells)
+        if shown and "--source-tree" not in _ours_args():
+            after = report.split(f"Missed: {goal} (run 1);", 1)[1]
+            assert re.search(r"^### .+ \(1 execs\)$", after, re.M), after[:500]
+            assert "| floor |" in after and "| total |" in after
     if not has_portmap:
         assert "n/a (not built yet)" in rows["VERSION portmap"][1]
     assert "Errors" not in report, report
@@ -95,6 +138,17 @@ def test_quick_run_reports_every_scenario_and_cleans_up(tmp_path: Path) -> None:
         assert re.search(r"^\| bridge \| \d+\.\d \| \d+\.\d \| \d+\.\d+x \|$", report, re.M)
 
 
+def _assert_measured(label: str, cells: list[str], *, n: int) -> None:
+    """n, ours p50/p90/p99, Go p50/p90/p99, ratio: medians measured, tails '-'
+    where n is too small for them (p90 needs 10 samples, p99 100)."""
+    assert cells[0] == str(n), (label, cells)
+    for median in (cells[1], cells[4]):
+        assert re.fullmatch(r"\d+(\.\d)?", median), (label, cells)
+    for tail in (cells[2], cells[3], cells[5], cells[6]):
+        assert tail == "-", (label, cells)
+    assert re.fullmatch(r"\d+(\.\d+)?x", cells[7]), (label, cells)
+
+
 def _ours_have_portmap() -> bool:
     args = _ours_args()
     if args[0] == "--ours":
@@ -103,10 +157,15 @@ def _ours_have_portmap() -> bool:
 
 
 def _timing_rows(report: str) -> dict[str, list[str]]:
-    """First table of the report: label -> the other six cells."""
+    """First table of the report: label -> the other eight cells."""
+    return _table_rows(report, "| scenario |")
+
+
+def _table_rows(report: str, header: str) -> dict[str, list[str]]:
+    """The first table whose header starts with ``header``: first cell -> the others."""
     rows: dict[str, list[str]] = {}
     lines = report.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| scenario |"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break

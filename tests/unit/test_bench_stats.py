@@ -45,7 +45,7 @@ def test_median_odd_and_even() -> None:
 def test_summarize() -> None:
     assert stats.summarize([]) is None
     s = stats.summarize([float(x) for x in range(1, 11)])
-    assert s == stats.Summary(n=10, median=5.5, p10=1.9, p90=9.1, low=1.0, high=10.0)
+    assert s == stats.Summary(n=10, median=5.5, p10=1.9, p90=9.1, low=1.0, high=10.0, p99=9.91)
     one = stats.summarize([7.0])
     assert one is not None
     assert (one.median, one.p10, one.p90) == (7.0, 7.0, 7.0)
@@ -102,20 +102,44 @@ def test_timing_row_with_both_sides() -> None:
         "VERSION bridge",
         "3",
         "40.0",
-        "32.0-48.0",
+        "-",
+        "-",
         "10.0",
-        "10.0-10.0",
+        "-",
+        "-",
         "4.00x",
     ]
-    assert len(stats.TIMING_HEADERS) == 7
+    assert len(stats.TIMING_HEADERS) == 9
+
+
+def test_tail_percentiles_need_enough_samples() -> None:
+    ten = stats.summarize([float(x) for x in range(1, 11)])
+    hundred = stats.summarize([float(x) for x in range(1, 101)])
+    assert (stats.fmt_tail(ten, 90), stats.fmt_tail(ten, 99)) == ("9.1", "-")
+    assert (stats.fmt_tail(hundred, 90), stats.fmt_tail(hundred, 99)) == ("90.1", "99.0")
+    assert stats.fmt_tail(None, 90) == "n/a"
+    with pytest.raises(ValueError):
+        stats.fmt_tail(ten, 50)
+    table = stats.markdown_table(("a", "b"), [["x", "-"], ["y", "3.0"]])
+    assert table.splitlines()[1] == "|---|---:|"
 
 
 def test_timing_row_missing_side_says_why() -> None:
     ours = stats.summarize([100.0, 120.0])
     row = stats.timing_row("VERSION flannel", ours, None, reference_note="no Go flannel")
-    assert row == ["VERSION flannel", "2", "110", "102-118", "n/a (no Go flannel)", "n/a", "n/a"]
+    assert row == [
+        "VERSION flannel",
+        "2",
+        "110",
+        "-",
+        "-",
+        "n/a (no Go flannel)",
+        "n/a",
+        "n/a",
+        "n/a",
+    ]
     empty = stats.timing_row("x", None, None)
-    assert empty == ["x", "0", "n/a", "n/a", "n/a", "n/a", "n/a"]
+    assert empty == ["x", "0", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"]
 
 
 def test_labels() -> None:
