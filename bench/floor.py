@@ -8,10 +8,9 @@ Each layer adds one thing to the one before; all run A/B alternating, n each:
 2. ``bare interpreter``: the host's ``python3.X -S -I -c pass`` of the bundle's
    Python version (Debian's links libpython statically: no relocation of a
    5 MiB shared library);
-3. ``embedded, bundle's libpython``: a 10-line C program (built here with gcc)
-   that initializes the bundle's own ``libpython3.X.so`` (isolated config, no
-   site) and runs ``pass``, under the bundle's loader and glibc: layer 2 plus
-   what a shared libpython costs;
+3. ``bundle's libpython``: ``bench.bare``'s stub (``Py_BytesMain`` linked
+   against the payload's own ``libpython3.X.so``) with ``-S -I -c pass``, under
+   the payload's loader and glibc: layer 2 plus what a shared libpython costs;
 4. ``bundle entry``: the unpacked entry run as the launcher runs it
    (PyInstaller's bootloader, its bootstrap modules, our multicall, VERSION);
 5. ``binary``: ``dist/bin/<plugin>`` VERSION (layer 4 plus the static launcher's
@@ -27,68 +26,24 @@ Our own code's share of layer 4 is what ``CNI_PLUGINS_TRACE=1`` prints as
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import sysconfig
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.bare import bare_argv
 from bench.breakdown import execs
 from bench.proc import BASE_ENV, run
 from bench.stats import markdown_table, median, percentile
 
-EMBED_C = r"""
-#include <Python.h>
-int main(void) {
-    PyConfig c;
-    PyConfig_InitIsolatedConfig(&c);
-    c.site_import = 0;
-    PyConfig_SetBytesString(&c, &c.run_command, "pass");
-    Py_InitializeFromConfig(&c);
-    PyConfig_Clear(&c);
-    return Py_RunMain();
-}
-"""
 VERSION_STDIN = b'{"cniVersion":"1.0.0"}'
 
 
-def build_embed(work: Path) -> Path:
-    """The embedding program, linked against the build interpreter's libpython
-    (the same version as the bundle's, which replaces it at run time)."""
-    source = work / "embed.c"
-    source.write_text(EMBED_C)
-    out = work / "embed"
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    libdir = sysconfig.get_config_var("LIBDIR") or "/usr/lib"
-    subprocess.run(
-        [
-            "gcc",
-            "-O2",
-            f"-I{sysconfig.get_paths()['include']}",
-            str(source),
-            "-o",
-            str(out),
-            f"-L{libdir}",
-            f"-lpython{version}",
-        ],
-        check=True,
-    )
-    return out
-
-
-def entry_dir(cache: Path) -> Path:
-    """The one unpacked entry in a fresh unpack cache."""
-    entries = [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if len(entries) != 1:
-        raise RuntimeError(f"expected one unpacked entry in {cache}, found {len(entries)}")
-    return entries[0]
-
-
-def layers(binary: Path, plugin: str, embed: Path, entry: Path) -> dict[str, list[str]]:
-    internal = entry / "_internal"
+def layers(binary: Path, plugin: str, bare: list[str]) -> dict[str, list[str]]:
+    loader_path, internal = Path(bare[0]), Path(bare[3])
+    entry = internal.parent
     loader = [
-        str(next(internal.glob("ld-linux-*.so.*"))),
+        str(loader_path),
         "--inhibit-cache",
         "--library-path",
         str(internal),
@@ -103,7 +58,7 @@ def layers(binary: Path, plugin: str, embed: Path, entry: Path) -> dict[str, lis
             "-c",
             "pass",
         ],
-        "3. embedded, bundle's libpython + glibc, `pass`": [*loader, str(embed)],
+        "3. bundle's libpython + glibc, -S -I -c pass (bench.bare)": bare,
         "4. bundle entry, VERSION (no launcher)": [
             *loader,
             "--argv0",
@@ -161,6 +116,33 @@ def report(times: dict[str, list[float]], ours_ms: float) -> str:
     return "\n".join(lines)
 
 
+def floor(binary: Path, runs: int) -> str:
+    """The layer table of ``binary`` (one of our plugins), measured now in a
+    temporary unpack cache; RuntimeError when a layer cannot run."""
+    with tempfile.TemporaryDirectory(prefix="cni-floor-") as tmp:
+        work = Path(tmp)
+        cache = work / "cache"
+        cache.mkdir(mode=0o700)
+        env = dict(BASE_ENV, CNI_COMMAND="VERSION", CNI_PLUGINS_CACHE_DIR=str(cache))
+        first = run([str(binary)], VERSION_STDIN, env)  # unpacks the entry
+        if not first.ok:
+            raise RuntimeError(first.describe())
+        # bench.bare looks for the entry in BASE_ENV's cache dir: this one, for now.
+        saved = BASE_ENV.get("CNI_PLUGINS_CACHE_DIR")
+        BASE_ENV["CNI_PLUGINS_CACHE_DIR"] = str(cache)
+        try:
+            bare, why = bare_argv(binary.parent, work)
+        finally:
+            if saved is None:
+                del BASE_ENV["CNI_PLUGINS_CACHE_DIR"]
+            else:
+                BASE_ENV["CNI_PLUGINS_CACHE_DIR"] = saved
+        if bare is None:
+            raise RuntimeError(f"no bare interpreter: {why}")
+        times = measure(layers(binary, binary.name, bare), env, runs)
+        return report(times, our_share(binary, env, runs))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.floor", description=__doc__.split("\n")[0]
@@ -169,19 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plugin", default="loopback")
     parser.add_argument("--runs", type=int, default=40)
     opts = parser.parse_args(argv)
-    binary = (opts.bin_dir / opts.plugin).resolve()
-    with tempfile.TemporaryDirectory(prefix="cni-floor-") as tmp:
-        work = Path(tmp)
-        cache = work / "cache"
-        cache.mkdir(mode=0o700)
-        env = dict(BASE_ENV, CNI_COMMAND="VERSION", CNI_PLUGINS_CACHE_DIR=str(cache))
-        first = run([str(binary)], VERSION_STDIN, env)  # unpacks the entry
-        if not first.ok:
-            print(f"bench.floor: {first.describe()}", file=sys.stderr)
-            return 1
-        argvs = layers(binary, opts.plugin, build_embed(work), entry_dir(cache))
-        times = measure(argvs, env, opts.runs)
-        print(report(times, our_share(binary, env, opts.runs)))
+    try:
+        print(floor((opts.bin_dir / opts.plugin).resolve(), opts.runs))
+    except RuntimeError as exc:
+        print(f"bench.floor: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

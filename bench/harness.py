@@ -727,8 +727,30 @@ def goal_section(benches: Sequence[Bench]) -> list[str]:
         "",
         goals.goal_table(wanted, runs),
     ]
-    for goal in goals.missed(wanted, runs):
+    missed = goals.missed(wanted, runs)
+    for goal in missed:
         parts += missed_goal_breakdown(goal, benches)
+    if any(goal.name.startswith("VERSION") for goal in missed):
+        parts += version_floor(bench)
+    return parts
+
+
+def version_floor(bench: Bench) -> list[str]:
+    """A missed VERSION goal's breakdown: the exec's floor layer by layer
+    (bench/floor.py), where the trace can only say "start"."""
+    from bench.floor import floor
+
+    if bench.opts.source_tree:
+        return []
+    parts = [
+        "VERSION / bare interpreter missed: the floor of one exec, layer by layer "
+        "(bench/floor.py, loopback, measured now):",
+        "",
+    ]
+    try:
+        parts += [floor(bench.ours.bin_dir / "loopback", bench.opts.runs), ""]
+    except RuntimeError as exc:
+        parts += [f"(not measured: {exc})", ""]
     return parts
 
 

@@ -126,6 +126,15 @@ def test_quick_run_reports_every_scenario_and_cleans_up(tmp_path: Path) -> None:
             after = report.split(f"Missed: {goal} (run 1);", 1)[1]
             assert re.search(r"^### .+ \(1 execs\)$", after, re.M), after[:500]
             assert "| floor |" in after and "| total |" in after
+    # A missed VERSION goal adds the exec's floor, layer by layer (bench/floor.py).
+    version_missed = any(g.startswith("VERSION") and c[-1] != "met" for g, c in goal_rows.items())
+    floor_shown = "VERSION / bare interpreter missed: the floor" in report
+    if "--source-tree" not in _ours_args():
+        assert floor_shown == version_missed
+        if floor_shown:
+            assert re.search(
+                r"^\* PyInstaller bootloader \+ bootstrap .*: [+-]?[0-9.]+ ms$", report, re.M
+            )
     if not has_portmap:
         assert "n/a (not built yet)" in rows["VERSION portmap"][1]
     assert "Errors" not in report, report
