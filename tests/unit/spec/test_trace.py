@@ -79,3 +79,23 @@ def test_parse_line_rejects_other_lines() -> None:
     assert trace.parse_line("cni-trace\ttotal\t3.000") == ("total", 3.0, "")
     assert trace.parse_line("some warning") is None
     assert trace.parse_line("cni-trace\tstart\tsoon") is None
+
+
+def test_imports_closes_once_per_process() -> None:
+    """flannel runs bridge and host-local in-process: their ``imports_done``
+    must not write an ``imports`` line timed from the process's start again
+    (the breakdown summed those into the floor and printed a negative work)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+        "from cni_plugins.spec import trace\n"
+        "trace.imports_done(); trace.imports_done(); trace.imports_done(); trace.total()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        env={"CNI_PLUGINS_TRACE": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    phases = [p[0] for p in map(trace.parse_line, proc.stderr.splitlines()) if p is not None]
+    assert phases == ["start", "imports", "total"], proc.stderr
