@@ -18,6 +18,14 @@ from typing import Any
 # iptables, conntrack or their delegates' interpreters.
 _BASE_PATH = os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 DEFAULT_TIMEOUT = 60.0
+# Variables of the suite's own environment that every exec gets too, named in
+# CNF_PASS_ENV (comma-separated): what a node's runtime would give its plugins,
+# e.g. CNI_PLUGINS_CACHE_DIR so a CI run unpacks our binaries into a temp dir.
+_PASSED = {
+    name: os.environ[name]
+    for name in os.environ.get("CNF_PASS_ENV", "").split(",")
+    if name and name in os.environ
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +74,12 @@ def run_plugin(
     netns: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Outcome:
-    """Run ``binary`` with exactly ``env`` (+PATH), inside the named netns if given.
+    """Run ``binary`` with exactly ``env`` (+PATH and CNF_PASS_ENV's), in the named netns if any.
 
     ``ip netns exec`` (rather than a bare setns) also remounts /sys for the namespace,
     so a plugin that reads /sys/class/net sees the node namespace, not the root one.
     """
-    full_env = {"PATH": _BASE_PATH, **env}
+    full_env = {"PATH": _BASE_PATH, **_PASSED, **env}
     argv: tuple[str, ...] = (str(binary),)
     if netns is not None:
         argv = ("ip", "netns", "exec", netns, str(binary))

@@ -48,7 +48,11 @@ step "ruff format" .venv/bin/ruff format --check .
 step "mypy" .venv/bin/mypy
 step "pytest (unit, integration, install)" $PY -m pytest -q -p no:cacheprovider tests --ignore=tests/emulated
 if [ -f conformance/__main__.py ]; then
-    step "conformance: ours (dist/bin)" $PY -m conformance --bin-dir dist/bin
+    # The built binaries unpack into a temp cache, not the node's /var/lib/cni.
+    CNF_CACHE=$(mktemp -d /tmp/cnf-unpack-cache.XXXXXX)
+    step "conformance: ours (dist/bin)" env CNF_PASS_ENV=CNI_PLUGINS_CACHE_DIR \
+        CNI_PLUGINS_CACHE_DIR="$CNF_CACHE" $PY -m conformance --bin-dir dist/bin
+    rm -rf "$CNF_CACHE"
     step "conformance: Debian's Go plugins (/usr/lib/cni)" $PY -m conformance --bin-dir /usr/lib/cni
 fi
 step "arm64: VERSION, host-local, loopback, flannel ADD/DEL under qemu-user" arm64_test
