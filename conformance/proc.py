@@ -28,6 +28,11 @@ _PASSED = {
 }
 
 
+def passed_env() -> dict[str, str]:
+    """The CNF_PASS_ENV variables every exec gets besides the test's own env."""
+    return dict(_PASSED)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What a plugin process left behind: exit status and both output streams."""

@@ -16,6 +16,7 @@ import pytest
 from conformance.checks import assert_error, assert_result, assert_silent_success
 from conformance.convert import to_version
 from conformance.harness import Harness
+from conformance.proc import passed_env
 from conformance.profiles import CLUSTER_NET, GATEWAY, NETWORK_NAME, SUBNET, synthetic_prev_result
 from conformance.recorder import Recorder, env_difference, install_recorder
 from conformance.versions import has_check, has_status_gc
@@ -50,7 +51,8 @@ def _assert_delegated(
     records = recorder.records(command)
     assert records, f"{command} never reached the delegate; it saw {recorder.commands()}"
     record = records[-1]
-    diff = env_difference(sent_env, record["env"])
+    # The upper plugin also got the suite's CNF_PASS_ENV variables, and passes them on.
+    diff = env_difference({**passed_env(), **sent_env}, record["env"])
     assert not diff, f"delegate {command} environment differs (sent, received): {diff}"
     delegated: dict[str, Any] = json.loads(record["stdin"])
     if harness.info.name == "bridge":
@@ -110,7 +112,7 @@ def test_delegate_check(harness: Harness, version: str) -> None:
     outcome, env = _run(harness, "CHECK", check_config)
     records = recorder.records("CHECK")
     assert records, f"CHECK never reached the delegate{outcome.describe()}"
-    diff = env_difference(env, records[-1]["env"])
+    diff = env_difference({**passed_env(), **env}, records[-1]["env"])
     assert not diff, f"delegate CHECK environment differs: {diff}"
     assert_silent_success(outcome)
 
