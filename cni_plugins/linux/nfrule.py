@@ -51,7 +51,6 @@ NFTA_XT_NAME = 1
 NFTA_XT_REV = 2
 NFTA_XT_INFO = 3
 NFT_META_MARK = 3
-NFT_CMP_NEQ = x.NFT_CMP_NEQ
 NF_DROP, NF_ACCEPT = 0, 1
 NFT_RETURN = -5
 NFTA_RULE_COMPAT = 5
@@ -62,8 +61,6 @@ PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
 # Matches whose options are native payload compares in iptables-nft.
 _NATIVE_PORT_MATCHES = ("tcp", "udp")
 _VERDICTS = {"ACCEPT": NF_ACCEPT, "DROP": NF_DROP, "RETURN": NFT_RETURN}
-# Where the addresses sit in the network header: (saddr, daddr) offsets.
-_ADDR_OFFSET = {4: (12, 16), 6: (8, 24)}
 XT_COMMENT_SIZE = 256
 XT_MULTIPORT_SIZE = 15
 XT_MULTIPORT_DESTINATION = 1
@@ -196,19 +193,7 @@ def _address(family: int, destination: bool, text: str, negate: bool) -> bytes:
         if negate:
             raise Unsupported("! of everything")
         return b""
-    packed = net.network_address.packed
-    offset = _ADDR_OFFSET[family][destination]
-    op = NFT_CMP_NEQ if negate else n.NFT_CMP_EQ
-    if net.prefixlen % 8 == 0:
-        size = net.prefixlen // 8
-        return _payload(n.NFT_PAYLOAD_NETWORK_HEADER, offset, size) + _cmp(packed[:size], op)
-    bits = net.max_prefixlen
-    mask = ((1 << bits) - 1) ^ ((1 << (bits - net.prefixlen)) - 1)
-    return (
-        _payload(n.NFT_PAYLOAD_NETWORK_HEADER, offset, len(packed))
-        + _bitwise(mask.to_bytes(len(packed), "big"))
-        + _cmp(packed, op)
-    )
+    return x.address(net, destination=destination, negate=negate)
 
 
 def _match(family: int, args: list[str], i: int, proto: int, out: list[bytes]) -> int:
