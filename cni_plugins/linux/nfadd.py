@@ -110,23 +110,13 @@ class Reader:
         return nfremove.chain_rules(self._sock, self.nft_family, self.table, chain)
 
 
-class Plan:
+class Plan(nfmsg.Transaction):
     """One transaction on one family's table, in order."""
 
-    __slots__ = ("_messages", "family", "table")
+    __slots__ = ()
 
     def __init__(self, family: int, table: str) -> None:
-        self.family = nfmsg.iptables_family(family)
-        self.table = table
-        self._messages: list[tuple[int, int, bytes]] = []
-
-    def __bool__(self) -> bool:
-        return bool(self._messages)
-
-    def _add(self, msg: int, flags: int, body: bytes) -> None:
-        self._messages.append(
-            (nfmsg.message_type(msg), m.NLM_F_REQUEST | m.NLM_F_ACK | flags, body)
-        )
+        super().__init__(nfmsg.iptables_family(family), table)
 
     def new_table(self) -> None:
         body = nfmsg.nfgenmsg(nfmsg.NFPROTO[self.family]) + m.attr_str(
@@ -155,9 +145,6 @@ class Plan:
         )
         self._add(NFT_MSG_NEWCHAIN, m.NLM_F_CREATE, body)
 
-    def flush(self, chain: str) -> None:
-        self._add(nfmsg.NFT_MSG_DELRULE, 0, nfmsg.delrule_request(self.family, self.table, chain))
-
     def append(self, chain: str, rule: nfrule.Encoded) -> None:
         body = rule.newrule(self.family, self.table, chain)
         self._add(nfmsg.NFT_MSG_NEWRULE, m.NLM_F_CREATE | NLM_F_APPEND, body)
@@ -167,13 +154,6 @@ class Plan:
         self._add(
             nfmsg.NFT_MSG_NEWRULE, m.NLM_F_CREATE, rule.newrule(self.family, self.table, chain)
         )
-
-    def delete(self, rule: nfmsg.Rule) -> None:
-        body = nfmsg.delrule_request(self.family, self.table, rule.chain, rule.handle)
-        self._add(nfmsg.NFT_MSG_DELRULE, 0, body)
-
-    def messages(self) -> list[tuple[int, int, bytes]]:
-        return list(self._messages)
 
     def _chain(self, name: str) -> bytes:
         return nfmsg.getchain_request(self.family, self.table, name)

@@ -192,6 +192,34 @@ def parse_genid(body: bytes) -> int:
     return int(_BE32.unpack_from(found)[0])
 
 
+class Transaction:
+    """The messages of one batch on one table, in order (``nfadd.Plan`` and
+    ``nftnl.Batch`` add what each writes)."""
+
+    __slots__ = ("_messages", "family", "table")
+
+    def __init__(self, family: str, table: str) -> None:
+        self.family = family
+        self.table = table
+        self._messages: list[tuple[int, int, bytes]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._messages)
+
+    def _add(self, msg: int, flags: int, body: bytes) -> None:
+        self._messages.append((message_type(msg), m.NLM_F_REQUEST | m.NLM_F_ACK | flags, body))
+
+    def flush(self, chain: str) -> None:
+        self._add(NFT_MSG_DELRULE, 0, delrule_request(self.family, self.table, chain))
+
+    def delete(self, rule: Rule) -> None:
+        body = delrule_request(self.family, self.table, rule.chain, rule.handle)
+        self._add(NFT_MSG_DELRULE, 0, body)
+
+    def messages(self) -> list[tuple[int, int, bytes]]:
+        return list(self._messages)
+
+
 class Expr:
     """One expression of a rule: its name and raw attributes (big-endian values)."""
 

@@ -41,23 +41,10 @@ HOOKS = {"prerouting": 0, "input": 1, "forward": 2, "output": 3, "postrouting": 
 _ATTEMPTS = 3
 
 
-class Batch:
+class Batch(nfmsg.Transaction):
     """One transaction on one table, in order."""
 
-    __slots__ = ("_messages", "family", "table")
-
-    def __init__(self, family: str, table: str) -> None:
-        self.family = family
-        self.table = table
-        self._messages: list[tuple[int, int, bytes]] = []
-
-    def __bool__(self) -> bool:
-        return bool(self._messages)
-
-    def _add(self, msg: int, flags: int, body: bytes) -> None:
-        self._messages.append(
-            (nfmsg.message_type(msg), m.NLM_F_REQUEST | m.NLM_F_ACK | flags, body)
-        )
+    __slots__ = ()
 
     def _head(self) -> bytes:
         return nfmsg.nfgenmsg(nfmsg.NFPROTO[self.family])
@@ -89,9 +76,6 @@ class Batch:
             body += m.attr(NFTA_CHAIN_USERDATA, x.comment(comment))
         self._add(NFT_MSG_NEWCHAIN, m.NLM_F_CREATE, body)
 
-    def flush(self, chain: str) -> None:
-        self._add(nfmsg.NFT_MSG_DELRULE, 0, nfmsg.delrule_request(self.family, self.table, chain))
-
     def add_rule(self, chain: str, exprs: bytes, comment: str | None = None) -> None:
         """``add rule`` (appended) of expressions ``exprs``."""
         body = (
@@ -103,13 +87,6 @@ class Batch:
         if comment is not None:
             body += m.attr(nfmsg.NFTA_RULE_USERDATA, x.comment(comment))
         self._add(nfmsg.NFT_MSG_NEWRULE, m.NLM_F_CREATE | NLM_F_APPEND, body)
-
-    def delete(self, rule: nfmsg.Rule) -> None:
-        body = nfmsg.delrule_request(self.family, self.table, rule.chain, rule.handle)
-        self._add(nfmsg.NFT_MSG_DELRULE, 0, body)
-
-    def messages(self) -> list[tuple[int, int, bytes]]:
-        return list(self._messages)
 
 
 def comment_of(rule: nfmsg.Rule) -> str:
